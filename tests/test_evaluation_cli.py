@@ -1,0 +1,49 @@
+"`reasonembed eval` end to end through the installed command, on a BRIGHT-layout fixture in JSONL."
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from reasonembed.data import write_jsonl
+from reasonembed.evaluation import evaluate_run, load_bright_task, read_trec_run
+
+
+def _fixture(root: Path) -> Path:
+    docs = [{"id": "d0", "content": "Mitochondria produce ATP for the cell."},
+            {"id": "d1", "content": "Giraffes have long necks."},
+            {"id": "d2", "content": "Mitochondria produce ATP for the cell."},
+            {"id": "d3", "content": "Volcanoes erupt molten rock."}]
+    write_jsonl(root / "documents" / "earth_science.jsonl", docs)
+    write_jsonl(root / "examples" / "earth_science.jsonl", [
+        {"id": "e1", "query": "Why do volcanoes erupt rock?", "gold_ids": ["d3", "d3"], "gold_ids_long": [], "excluded_ids": ["N/A"]},
+        {"id": "e2", "query": "What makes ATP in a cell?", "gold_ids": ["d2"], "gold_ids_long": [], "excluded_ids": ["d0"]}])
+    return root
+
+
+def _reasonembed(*args, cwd):
+    exe = Path(sys.executable).parent / "reasonembed"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "reasonembed.cli"]
+    return subprocess.run(cmd + ["eval", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_eval_cli_bm25_jsonl(tmp_path):
+    root = _fixture(tmp_path / "bright")
+    out = tmp_path / "out"
+    r = _reasonembed("--model", "bm25", "--bright-dir", str(root), "--output-dir", str(out), "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "| **ours: bm25** |" in r.stdout
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["tasks"]) == ["earth_science"]
+    run = read_trec_run(out / "runs" / "earth_science.trec")
+    assert "d0" not in run["e2"] and list(run["e2"])[0] == "d2"        # excluded id dropped; gold first
+    _, _, qrels = load_bright_task("earth_science", root)
+    assert qrels["e1"] == {"d3": 1}
+    assert res["tasks"]["earth_science"]["mean"] == pytest.approx(evaluate_run(run, qrels)["mean"])
+    assert (out / "ndcg10.png").stat().st_size > 0
+
+
+def test_eval_cli_errors(tmp_path):
+    r = _reasonembed("--bright-dir", str(tmp_path / "missing"), "--tasks", "biology", "--output-dir", str(tmp_path / "o"), cwd=tmp_path)
+    assert r.returncode == 2 and "no such directory" in r.stderr
+    r = _reasonembed("--setting", "medium", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid choice" in r.stderr

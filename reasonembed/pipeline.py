@@ -18,7 +18,8 @@ log = get_logger("pipeline")
 
 # %% auto #0
 __all__ = ['log', 'INJECTED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'Stage', 'RunConfig', 'parse_run_config',
-           'load_run_config', 'execute_stages', 'run_pipeline', 'resume_run', 'cli_main']
+           'load_run_config', 'execute_stages', 'run_pipeline', 'resume_run', 'outputs_root', 'stage_dirs', 'stage_ref',
+           'md_table', 'cli_main']
 
 # %% ../nbs/09_pipeline.ipynb #59e3f1ac
 def notebooks_dir() -> Path:
@@ -163,6 +164,34 @@ def resume_run(run_dir, progress: bool = True) -> Path:
     rc = load_run_config(run_dir / "config.yaml", Path(meta["nbs"]) if meta.get("nbs") else None)
     execute_stages(rc, run_dir, resume=True, progress=progress)
     return run_dir
+
+# %% ../nbs/09_pipeline.ipynb #fc59496c
+def outputs_root() -> Path:
+    "`$REASONEMBED_OUTPUTS`, else `outputs/` at the top of the checkout (beside `nbs/`), else `./outputs`."
+    env = os.environ.get("REASONEMBED_OUTPUTS")
+    if env: return Path(env)
+    try: return notebooks_dir().resolve().parent / "outputs"
+    except FileNotFoundError: return Path("outputs")
+
+def stage_dirs(run_dir: str, stage_dir: str, stage: str, params: dict | None = None) -> tuple[Path, Path]:
+    "The run and stage folders of a run notebook: the pipeline's, or a new `outputs/<stage>-<timestamp>/<stage>/`."
+    from reasonembed.core import make_run_dir
+    if not run_dir: run_dir = str(make_run_dir(stage, params or {}, root=outputs_root()))
+    sdir = Path(stage_dir) if stage_dir else Path(run_dir) / stage
+    sdir.mkdir(parents=True, exist_ok=True)
+    return Path(run_dir), sdir
+
+def stage_ref(ref: str, run_dir) -> str:
+    "`@stage/path` → `<run_dir>/stage/path`; anything else unchanged."
+    return str(Path(run_dir) / ref[1:]) if isinstance(ref, str) and ref.startswith("@") else ref
+
+def md_table(df, floatfmt: str = ".2f") -> str:
+    "A pandas DataFrame as a GitHub markdown table (index included when it is named)."
+    if df.index.name is not None: df = df.reset_index()
+    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else ("" if v is None else str(v).replace("|", "\\|").replace("\n", " "))
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    return "\n".join([head, sep] + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)])
 
 # %% ../nbs/09_pipeline.ipynb #62d605de
 def cli_main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,111 @@
+"""The run notebooks (nbs/2x_*.ipynb) and the run configs: parameters, profiles, and a reduced demo through papermill.
+
+nbdev-test skips the run notebooks (`skip_exec` front matter): they are exercised here, chained the way
+`reasonembed run` chains them, on a few samples and a couple of steps.
+"""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from reasonembed.pipeline import load_run_config, notebook_parameters, run_pipeline, resume_run, stage_ref
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_NOTEBOOKS = sorted((ROOT / "nbs").glob("2[0-9]_*.ipynb"))
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def test_run_notebooks_exist():
+    assert [p.stem for p in RUN_NOTEBOOKS] == ["20_synthesize", "21_train", "22_evaluate", "23_report"]
+
+
+@pytest.mark.parametrize("nb", RUN_NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameters_cell_is_flat_and_papermill_reads_all_of_it(nb):
+    from papermill.translators import papermill_translators
+    ours = notebook_parameters(nb)
+    assert {"run_dir", "stage_dir"} <= set(ours)
+    for k, v in ours.items():
+        assert isinstance(v, (str, int, float, bool, dict, type(None))), f"{nb.name}: {k} = {v!r} is not a flat value"
+    cell = next(c for c in nbformat.read(str(nb), 4).cells if "parameters" in c.metadata.get("tags", []))
+    seen = [p.name for p in papermill_translators.find_translator("python3", "python").inspect(cell)]
+    assert seen == list(ours), f"{nb.name}: papermill reads {seen}, the notebook declares {list(ours)}"
+
+
+@pytest.mark.parametrize("nb", RUN_NOTEBOOKS, ids=lambda p: p.stem)
+def test_run_notebooks_export_nothing_and_skip_nbdev_test(nb):
+    cells = nbformat.read(str(nb), 4).cells
+    assert not any(c.cell_type == "code" and c.source.lstrip().startswith(("#| export", "#|export")) for c in cells)
+    assert cells[0].cell_type == "raw" and "skip_exec: true" in cells[0].source
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda p: p.stem)
+def test_profiles_match_the_notebooks(cfg):
+    rc = load_run_config(cfg)
+    assert [s.notebook.stem for s in rc.stages][0] == "20_synthesize"
+    assert rc.stages[-1].notebook.stem == "23_report"
+
+
+def test_paper_profiles_follow_the_recipe():
+    for name, model in [("reasonembed-qwen3-8b", "Qwen/Qwen3-8B"), ("reasonembed-qwen3-4b", "Qwen/Qwen3-4B"),
+                        ("reasonembed-llama3.1-8b", "meta-llama/Llama-3.1-8B")]:
+        st = {s.name: s.params for s in load_run_config(ROOT / "configs" / f"{name}.yaml").stages}
+        assert st["train_basic"]["mode"] == "basic" and st["train_ri"]["mode"] == "ri"
+        for k, v in dict(model=model, lora_r=32, lora_alpha=64.0, lr=1e-4, tau=0.02, ri_start_step=100, bf16=True,
+                         query_max_len=512, gradient_checkpointing=True).items():
+            assert st["train_ri"][k] == v, (name, k)
+        assert len(st["synthesize"]["domains"].split(",")) == 12
+        assert st["evaluate"]["bright_dir"] == "hub" and st["evaluate"]["r2med_dir"] == "hub"
+        assert st["evaluate"]["query_max_len"] == 8192
+
+
+REDUCED = {
+    "name": "reduced-demo",
+    "stages": {
+        "synthesize": {"notebook": "20_synthesize", "params": {"n_sources": 8, "generation_max_tokens": 32,
+                                                               "reasoning_max_tokens": 16, "keep_k": 4,
+                                                               "heldout_fraction": 0.25}},
+        "train_basic": {"notebook": "21_train", "params": {"mode": "basic", "max_steps": 1, "batch_size": 2, "group_size": 2,
+                                                           "query_max_len": 64, "passage_max_len": 96, "save_every": 1}},
+        "train_ri": {"notebook": "21_train", "params": {"mode": "ri", "max_steps": 2, "batch_size": 2, "group_size": 2,
+                                                        "query_max_len": 64, "passage_max_len": 96, "save_every": 1,
+                                                        "intensity_samples": 4}},
+        "evaluate": {"notebook": "22_evaluate", "params": {"query_max_len": 64, "passage_max_len": 128}},
+        "report": {"notebook": "23_report", "params": {"title": "reduced demo"}},
+    },
+}
+
+
+def test_reduced_demo_through_papermill(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    cfg = tmp_path / "reduced.yaml"
+    cfg.write_text(yaml.safe_dump(REDUCED, sort_keys=False))
+    run = run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
+    for stage in REDUCED["stages"]:
+        assert (run / stage / "DONE").exists() and (run / stage / f"{stage}.ipynb").exists(), stage
+    syn = json.loads((run / "synthesize" / "synthesis.json").read_text())
+    assert syn["train_rows"] >= 2 and sum(syn["heldout_rows"].values()) >= 1
+    assert (run / "synthesize" / "heldout" / "examples").is_dir()
+    for stage, mode in [("train_basic", "basic"), ("train_ri", "ri")]:
+        s = json.loads((run / stage / "train_summary.json").read_text())
+        assert s["mode"] == mode and s["steps"] == REDUCED["stages"][stage]["params"]["max_steps"]
+        assert (run / stage / "model" / "modules.json").exists() and (run / stage / "training_curves.png").exists()
+        assert yaml.safe_load((run / stage / "train_config.yaml").read_text())["mode"] == mode
+    assert (run / "train_ri" / "intensity.png").exists()
+    ev = json.loads((run / "evaluate" / "evaluation.json").read_text())
+    assert [r["model"] for r in ev["tables"]["held-out"]] == ["base", "Basic", "RI"]
+    assert all(0 <= r["Avg"] <= 100 for r in ev["tables"]["held-out"])
+    assert min(ev["st_check_min_cosine"].values()) > 0.999
+    report = (run / "report.md").read_text()
+    for part in ("## Configuration", "## Synthesis", "## Training", "## Retrieval", "training_curves.png", "ndcg10.png"):
+        assert part in report, part
+    for img in [l.split("](")[1].rstrip(")") for l in report.splitlines() if l.startswith("![")]:
+        assert (run / img).exists(), img
+
+    # a resumed run skips every finished stage
+    before = {s: (run / s / "DONE").stat().st_mtime_ns for s in REDUCED["stages"]}
+    (run / "report" / "DONE").unlink()
+    resume_run(run, progress=False)
+    assert all((run / s / "DONE").stat().st_mtime_ns == before[s] for s in REDUCED["stages"] if s != "report")
+    assert (run / "report" / "DONE").exists()

@@ -109,3 +109,16 @@ def test_reduced_demo_through_papermill(tmp_path, monkeypatch):
     resume_run(run, progress=False)
     assert all((run / s / "DONE").stat().st_mtime_ns == before[s] for s in REDUCED["stages"] if s != "report")
     assert (run / "report" / "DONE").exists()
+
+
+def test_bad_parameters_fail_before_any_work(tmp_path):
+    "A stage with inconsistent values stops with a message naming the parameter (no model is loaded first)."
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"evaluate": {"notebook": "22_evaluate", "params": {
+        "models": "minilm,minilm", "labels": "only-one", "heldout_dir": ""}}}}))
+    with pytest.raises(RuntimeError, match=r"labels: 1 labels for 2 models"):
+        run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
+    cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"evaluate": {"notebook": "22_evaluate", "params": {
+        "models": "minilm", "labels": "", "heldout_dir": ""}}}}))
+    with pytest.raises(RuntimeError, match=r"nothing to evaluate"):
+        run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)

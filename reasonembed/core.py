@@ -17,7 +17,7 @@ import yaml
 __all__ = ['SHORT_NAMES', 'get_logger', 'seed_everything', 'get_device', 'ConfigError', 'opt', 'config_help', 'from_dict',
            'load_yaml', 'from_yaml', 'to_dict', 'git_commit', 'environment_info', 'make_run_dir',
            'ModelNotAvailableError', 'cache_dir', 'minilm_path', 'smollm2_gguf', 'convert_gguf_to_hf', 'smollm2_path',
-           'resolve_model']
+           'hub_offline', 'hub_settings', 'resolve_model', 'LocalHub']
 
 # %% ../nbs/00_core.ipynb #b3276f22
 def get_logger(name: str = "reasonembed", level: int | str | None = None) -> logging.Logger:
@@ -271,10 +271,20 @@ def smollm2_path() -> Path:
 
 SHORT_NAMES = {"minilm": minilm_path, "all-minilm-l6-v2": minilm_path, "smollm2": smollm2_path, "smollm2-135m-instruct": smollm2_path}
 
-# %% ../nbs/00_core.ipynb #29f09f2c
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or \
-           os.environ.get("TRANSFORMERS_OFFLINE", "0").lower() in ("1", "true", "yes")
+# %% ../nbs/00_core.ipynb #5d658e25
+def _truthy(v: str | None) -> bool: return (v or "0").strip().lower() in ("1", "true", "yes", "on")
+
+def hub_offline() -> bool:
+    "Offline mode, read at call time (huggingface_hub reads it once, at import)."
+    return any(_truthy(os.environ.get(v)) for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+def hub_settings() -> dict:
+    """`endpoint` and `cache_dir` for huggingface_hub calls, from `HF_ENDPOINT`, `HF_HUB_CACHE` / `HF_HOME` at call time.
+    Also hands the current offline mode to huggingface_hub, which otherwise keeps the value it saw at import."""
+    import huggingface_hub.constants
+    huggingface_hub.constants.HF_HUB_OFFLINE = hub_offline()
+    cache = os.environ.get("HF_HUB_CACHE") or (str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME") else None)
+    return {"endpoint": os.environ.get("HF_ENDPOINT") or None, "cache_dir": cache}
 
 def resolve_model(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
     "A local folder for a short name, a local folder, or a hub id (local cache first, then download)."
@@ -288,13 +298,110 @@ def resolve_model(name_or_path: str | os.PathLike, revision: str | None = None) 
     if s.startswith((".", "/", "~")) or s.count("/") != 1:
         raise ModelNotAvailableError(f"'{s}': no such folder, and not a short name ({', '.join(SHORT_NAMES)}) or a hub id like 'org/name'")
     from huggingface_hub import snapshot_download
-    try: return Path(snapshot_download(s, revision=revision, local_files_only=True))
+    hub = hub_settings()
+    try: return Path(snapshot_download(s, revision=revision, local_files_only=True, **hub))
     except Exception: pass
-    if _hub_offline():
+    if hub_offline():
         raise ModelNotAvailableError(f"'{s}' is a Hugging Face hub id that is not in the local cache, and the hub is offline "
                                      f"(HF_HUB_OFFLINE=1). Download it where the hub is reachable (`hf download {s}`) "
                                      f"and copy the folder here, or pass a local folder.")
-    try: return Path(snapshot_download(s, revision=revision))
+    try: return Path(snapshot_download(s, revision=revision, **hub))
     except Exception as e:
         raise ModelNotAvailableError(f"'{s}': could not download from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}). "
                                      f"Pass a local folder instead, or check the network / HF_TOKEN.") from None
+
+# %% ../nbs/00_core.ipynb #29f8527c
+class LocalHub:
+    "A read-only Hugging Face hub endpoint serving local folders `{repo_id: folder}` at one commit (`with LocalHub(...) as hub:`)."
+    def __init__(self, repos: dict[str, str | os.PathLike], commit: str | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.repos = {r: Path(f) for r, f in repos.items()}
+        for r, f in self.repos.items():
+            if not f.is_dir(): raise FileNotFoundError(f"LocalHub: {r}: {f} is not a folder")
+        self.commit = commit or hashlib.sha1(repr(sorted((r, str(f)) for r, f in self.repos.items())).encode()).hexdigest()
+        self.requests: list[str] = []           # "METHOD path" of every request served
+        self._digests: dict = {}
+        self.host, self.port, self._server, self._thread = host, port, None, None
+
+    @property
+    def endpoint(self) -> str: return f"http://{self.host}:{self.port}"
+
+    def _files(self, repo: str) -> list[str]:
+        root = self.repos[repo]
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
+
+    def _digest(self, path: Path, algo: str) -> str:
+        key = (path, algo, path.stat().st_mtime_ns)
+        if key not in self._digests:
+            h = hashlib.new(algo)
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
+            self._digests[key] = h.hexdigest()
+        return self._digests[key]
+
+    def _route(self, raw_path: str):
+        "('file'|'info'|'tree', repo, revision, path) for a request path, or an (http status, error code) tuple."
+        import urllib.parse
+        parts = [urllib.parse.unquote(x) for x in raw_path.split("?")[0].strip("/").split("/")]
+        kind = None
+        if parts[:1] == ["api"] and len(parts) > 1 and parts[1] in ("models", "datasets"): parts = parts[2:]; kind = "api"
+        elif parts[:1] == ["datasets"]: parts = parts[1:]
+        repo = next((r for r in self.repos if parts[:len(r.split("/"))] == r.split("/")), None)
+        if repo is None: return (404, "RepoNotFound")
+        rest = parts[len(repo.split("/")):]
+        if len(rest) < 2 or rest[0] not in (("revision", "tree") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
+        if rest[1] not in ("main", self.commit): return (404, "RevisionNotFound")
+        what = {"revision": "info", "tree": "tree", "resolve": "file"}[rest[0]]
+        return what, repo, rest[1], "/".join(rest[2:])
+
+    def _handler(self):
+        hub = self
+        import http.server
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a): pass
+            def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False):
+                self.send_response(status)
+                for k, v in {"X-Repo-Commit": hub.commit, "Content-Length": str(len(body)), **(headers or {})}.items(): self.send_header(k, v)
+                self.end_headers()
+                if not head and body: self.wfile.write(body)
+            def _json(self, obj): self._send(200, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+            def _serve(self, head: bool):
+                hub.requests.append(f"{self.command} {self.path}")
+                r = hub._route(self.path)
+                if isinstance(r[0], int): return self._send(r[0], head=head, headers={"X-Error-Code": r[1], "X-Error-Message": r[1]})
+                what, repo, _, rel = r
+                root = hub.repos[repo]
+                if what == "info": return self._json({"id": repo, "sha": hub.commit, "siblings": [{"rfilename": f} for f in hub._files(repo)]})
+                if what == "tree":
+                    files = [f for f in hub._files(repo) if not rel or f == rel or f.startswith(rel.rstrip("/") + "/")]
+                    return self._json([{"type": "file", "path": f, "size": (root / f).stat().st_size,
+                                        "oid": hub._digest(root / f, "sha1")} for f in files])
+                f = root / rel
+                if not rel or not f.is_file() or root.resolve() not in f.resolve().parents:
+                    return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"})
+                self._send(200, headers={"ETag": f'"{hub._digest(f, "sha256")}"', "Content-Length": str(f.stat().st_size),
+                                         "Content-Type": "application/octet-stream"}, head=True)
+                if not head:
+                    with open(f, "rb") as fh: shutil.copyfileobj(fh, self.wfile)
+            def do_HEAD(self): self._serve(head=True)
+            def do_GET(self): self._serve(head=False)
+        return Handler
+
+    def start(self) -> "LocalHub":
+        import http.server, threading
+        self._server = http.server.ThreadingHTTPServer((self.host, self.port), self._handler())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True); self._thread.start()
+        return self
+
+    def serve_forever(self):
+        "Serve in the foreground (a mirror for machines without hub access); Ctrl-C stops."
+        self.start(); print(f"serving {len(self.repos)} repo(s) at {self.endpoint} (commit {self.commit}); set HF_ENDPOINT={self.endpoint}")
+        try: self._thread.join()
+        except KeyboardInterrupt: self.stop()
+
+    def stop(self):
+        if self._server: self._server.shutdown(); self._server.server_close(); self._server = None
+
+    def __enter__(self): return self.start()
+    def __exit__(self, *exc): self.stop()

@@ -310,14 +310,17 @@ def resolve_model(name_or_path: str | os.PathLike, revision: str | None = None) 
         raise ModelNotAvailableError(f"'{s}': could not download from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}). "
                                      f"Pass a local folder instead, or check the network / HF_TOKEN.") from None
 
-# %% ../nbs/00_core.ipynb #29f8527c
+# %% ../nbs/00_core.ipynb #34e920c4
 class LocalHub:
-    "A read-only Hugging Face hub endpoint serving local folders `{repo_id: folder}` at one commit (`with LocalHub(...) as hub:`)."
-    def __init__(self, repos: dict[str, str | os.PathLike], commit: str | None = None, host: str = "127.0.0.1", port: int = 0):
+    """A read-only Hugging Face hub endpoint serving local folders `{repo_id: folder}` (`with LocalHub(...) as hub:`).
+    Each repo answers `main` and one commit: `commit` (one for all repos, or `{repo_id: commit}`), by default a hash of the folder."""
+    def __init__(self, repos: dict[str, str | os.PathLike], commit: str | dict[str, str] | None = None, host: str = "127.0.0.1",
+                 port: int = 0):
         self.repos = {r: Path(f) for r, f in repos.items()}
         for r, f in self.repos.items():
             if not f.is_dir(): raise FileNotFoundError(f"LocalHub: {r}: {f} is not a folder")
-        self.commit = commit or hashlib.sha1(repr(sorted((r, str(f)) for r, f in self.repos.items())).encode()).hexdigest()
+        given = commit if isinstance(commit, dict) else {r: commit for r in self.repos}
+        self.commits = {r: given.get(r) or hashlib.sha1(f"{r}:{f.resolve()}".encode()).hexdigest() for r, f in self.repos.items()}
         self.requests: list[str] = []           # "METHOD path" of every request served
         self._digests: dict = {}
         self.host, self.port, self._server, self._thread = host, port, None, None
@@ -349,7 +352,7 @@ class LocalHub:
         if repo is None: return (404, "RepoNotFound")
         rest = parts[len(repo.split("/")):]
         if len(rest) < 2 or rest[0] not in (("revision", "tree") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
-        if rest[1] not in ("main", self.commit): return (404, "RevisionNotFound")
+        if rest[1] not in ("main", self.commits[repo]): return (404, "RevisionNotFound")
         what = {"revision": "info", "tree": "tree", "resolve": "file"}[rest[0]]
         return what, repo, rest[1], "/".join(rest[2:])
 
@@ -358,28 +361,29 @@ class LocalHub:
         import http.server
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *a): pass
-            def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False):
+            def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False, repo: str | None = None):
                 self.send_response(status)
-                for k, v in {"X-Repo-Commit": hub.commit, "Content-Length": str(len(body)), **(headers or {})}.items(): self.send_header(k, v)
+                if repo: self.send_header("X-Repo-Commit", hub.commits[repo])
+                for k, v in {"Content-Length": str(len(body)), **(headers or {})}.items(): self.send_header(k, v)
                 self.end_headers()
                 if not head and body: self.wfile.write(body)
-            def _json(self, obj): self._send(200, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+            def _json(self, obj, repo): self._send(200, json.dumps(obj).encode(), {"Content-Type": "application/json"}, repo=repo)
             def _serve(self, head: bool):
                 hub.requests.append(f"{self.command} {self.path}")
                 r = hub._route(self.path)
                 if isinstance(r[0], int): return self._send(r[0], head=head, headers={"X-Error-Code": r[1], "X-Error-Message": r[1]})
                 what, repo, _, rel = r
                 root = hub.repos[repo]
-                if what == "info": return self._json({"id": repo, "sha": hub.commit, "siblings": [{"rfilename": f} for f in hub._files(repo)]})
+                if what == "info": return self._json({"id": repo, "sha": hub.commits[repo], "siblings": [{"rfilename": f} for f in hub._files(repo)]}, repo)
                 if what == "tree":
                     files = [f for f in hub._files(repo) if not rel or f == rel or f.startswith(rel.rstrip("/") + "/")]
                     return self._json([{"type": "file", "path": f, "size": (root / f).stat().st_size,
-                                        "oid": hub._digest(root / f, "sha1")} for f in files])
+                                        "oid": hub._digest(root / f, "sha1")} for f in files], repo)
                 f = root / rel
                 if not rel or not f.is_file() or root.resolve() not in f.resolve().parents:
-                    return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"})
+                    return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
                 self._send(200, headers={"ETag": f'"{hub._digest(f, "sha256")}"', "Content-Length": str(f.stat().st_size),
-                                         "Content-Type": "application/octet-stream"}, head=True)
+                                         "Content-Type": "application/octet-stream"}, head=True, repo=repo)
                 if not head:
                     with open(f, "rb") as fh: shutil.copyfileobj(fh, self.wfile)
             def do_HEAD(self): self._serve(head=True)
@@ -396,7 +400,9 @@ class LocalHub:
 
     def serve_forever(self):
         "Serve in the foreground (a mirror for machines without hub access); Ctrl-C stops."
-        self.start(); print(f"serving {len(self.repos)} repo(s) at {self.endpoint} (commit {self.commit}); set HF_ENDPOINT={self.endpoint}")
+        self.start()
+        for r, c in self.commits.items(): print(f"{r}: {self.repos[r]} at revisions main and {c}")
+        print(f"serving at {self.endpoint}; set HF_ENDPOINT={self.endpoint}")
         try: self._thread.join()
         except KeyboardInterrupt: self.stop()
 

@@ -47,3 +47,35 @@ def test_eval_cli_errors(tmp_path):
     assert r.returncode == 2 and "no such directory" in r.stderr
     r = _reasonembed("--setting", "medium", cwd=tmp_path)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_eval_cli_from_hub_endpoint(tmp_path):
+    "The default data source (xlangai/BRIGHT at the pinned revision) through HF_ENDPOINT, then offline from the cache."
+    import os
+    import pyarrow as pa, pyarrow.parquet as pq
+    from reasonembed.core import LocalHub
+    from reasonembed.evaluation import BRIGHT_HUB_ID, BRIGHT_REVISION
+    jsonl = _fixture(tmp_path / "jsonl")
+    root = tmp_path / "bright"
+    for config in ("documents", "examples"):
+        rows = [json.loads(line) for line in (jsonl / config / "earth_science.jsonl").read_text().splitlines()]
+        (root / config).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), root / config / "earth_science-00000-of-00001.parquet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_OFFLINE"))}
+    env["HF_HOME"] = str(tmp_path / "hf")
+    args = ("--model", "bm25", "--tasks", "earth_science", "--no-progress")
+    with LocalHub({BRIGHT_HUB_ID: root}, commit=BRIGHT_REVISION) as hub:
+        exe = Path(sys.executable).parent / "reasonembed"
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "reasonembed.cli"]
+        r = subprocess.run(cmd + ["eval", *args, "--output-dir", str(tmp_path / "o1")], capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path, env={**env, "HF_ENDPOINT": hub.endpoint})
+        assert r.returncode == 0, r.stderr
+        fetched = sorted(x.split("/resolve/")[1] for x in hub.requests if x.startswith("GET") and "/resolve/" in x)
+        assert fetched == [f"{BRIGHT_REVISION}/{c}/earth_science-00000-of-00001.parquet" for c in ("documents", "examples")]
+    r2 = subprocess.run(cmd + ["eval", *args, "--output-dir", str(tmp_path / "o2")], capture_output=True, text=True,
+                        timeout=300, cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1"})
+    assert r2.returncode == 0, r2.stderr
+    res1, res2 = (json.loads((tmp_path / o / "results.json").read_text()) for o in ("o1", "o2"))
+    assert res1["revision"] == BRIGHT_REVISION
+    assert res1["tasks"]["earth_science"]["mean"] == res2["tasks"]["earth_science"]["mean"]
+    assert res1["tasks"]["earth_science"]["mean"]["ndcg_cut_10"] > 0.5

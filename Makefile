@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
-# torch first, alone: on CPU machines this picks the local CPU wheel (SPEC §6); override on GPU machines,
+# torch first, alone: on CPU machines this picks the local CPU wheel; override on GPU machines,
 # e.g. `make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
 TORCH_SPEC ?= torch==2.13.0
 # Test flags run by `make test` besides the default cells (`slow` and `cuda` cells are skipped).

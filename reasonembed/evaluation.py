@@ -23,14 +23,14 @@ log = get_logger("evaluation")
 
 # %% auto #0
 __all__ = ['log', 'BRIGHT_HUB_ID', 'BRIGHT_REVISION', 'BRIGHT_TASKS', 'BRIGHT_LONG_TASKS', 'BRIGHT_TASK_LABELS',
-           'BRIGHT_QUERY_VARIANTS', 'BRIGHT_INSTRUCTIONS', 'GENERIC_INSTRUCTION', 'R2MED_HUB_ORG', 'R2MED_TASKS',
-           'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'REFERENCE_SOURCE', 'REFERENCE_BRIGHT', 'REFERENCE_R2MED',
-           'MAX_TOKEN_LEN', 'LUCENE_ENGLISH_STOP_WORDS', 'Run', 'NA_ID', 'K_VALUES', 'HEADLINE', 'porter_stem',
-           'standard_tokenize', 'LuceneEnglishAnalyzer', 'analyze', 'BM25Index', 'topk_indices', 'bm25_retrieve',
-           'search_embeddings', 'corpus_fingerprint', 'weights_fingerprint', 'embedding_cache_path',
+           'BRIGHT_QUERY_VARIANTS', 'BRIGHT_INSTRUCTIONS', 'GENERIC_INSTRUCTION', 'MAX_LEN', 'R2MED_HUB_ORG',
+           'R2MED_TASKS', 'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'REFERENCE_SOURCE', 'REFERENCE_BRIGHT',
+           'REFERENCE_R2MED', 'MAX_TOKEN_LEN', 'LUCENE_ENGLISH_STOP_WORDS', 'Run', 'NA_ID', 'K_VALUES', 'HEADLINE',
+           'porter_stem', 'standard_tokenize', 'LuceneEnglishAnalyzer', 'analyze', 'BM25Index', 'topk_indices',
+           'bm25_retrieve', 'search_embeddings', 'corpus_fingerprint', 'weights_fingerprint', 'embedding_cache_path',
            'encode_corpus_cached', 'dense_retrieve', 'trec_measures', 'evaluate_run', 'list_local_tasks', 'check_task',
            'task_instruction', 'load_bright_task', 'load_r2med_task', 'write_trec_run', 'read_trec_run', 'EvalConfig',
-           'load_task', 'load_embedder', 'results_markdown', 'plot_results', 'evaluate', 'cli_main']
+           'load_task', 'max_lengths', 'load_embedder', 'results_markdown', 'plot_results', 'evaluate', 'cli_main']
 
 # %% ../nbs/03_evaluation.ipynb #fb99367c
 BRIGHT_HUB_ID = "xlangai/BRIGHT"
@@ -58,9 +58,10 @@ BRIGHT_INSTRUCTIONS = {
               "theoremqa_questions": "Given a Math problem, retrieve relevant examples that help answer the problem.",
               "theoremqa_theorems": "Given a Math problem, retrieve relevant theorems that help answer the problem."},
     "long": {**{t: _se(d, "documents") for t, d in _SE_DOMAINS.items()},
-             "pony": "Given a Pony question, retrieve relevant documents that help answer the question."},
+             "pony": "Given a Pony question, retrieve relevant documents that help answer the question"},   # sic: no period
 }
 GENERIC_INSTRUCTION = "Given a query, retrieve relevant passages that help answer the query."
+MAX_LEN = {"bright": 8192, "r2med": 512}      # query and passage tokens at evaluation, as the authors' scripts set them
 
 R2MED_HUB_ORG = "R2MED"
 R2MED_TASKS = ["Biology", "Bioinformatics", "Medical-Sciences", "MedXpertQA-Exam", "MedQA-Diag", "PMC-Treatment",
@@ -72,7 +73,7 @@ R2MED_REVISIONS = {   # as pinned by MTEB's R2MED*Retrieval tasks
     "PMC-Clinical": "812829522f7eaa407ef82b96717be85788a50f7e", "IIYi-Clinical": "974abbc9bc281c3169180a6aa5d7586cfd2f5877"}
 R2MED_INSTRUCTIONS = {
     "Biology": _se("Biology", "passages"), "Bioinformatics": _se("Bioinformatics", "passages"),
-    "Medical-Sciences": _se("Medical Sciences", "passages"),
+    "Medical-Sciences": _se("Medical Science", "passages"),
     "MedXpertQA-Exam": "Given a Medical Exam, retrieve relevant passages that help answer the exam.",
     "MedQA-Diag": "Given a Medical Exam, retrieve relevant passages that help answer the exam.",
     "PMC-Treatment": "Given a Clinical Case, retrieve relevant passages that help answer the case.",
@@ -80,7 +81,7 @@ R2MED_INSTRUCTIONS = {
     "IIYi-Clinical": "Given a Clinical Case, retrieve similar cases that help diagnose the case."}
 
 # %% ../nbs/03_evaluation.ipynb #b50eef79
-REFERENCE_SOURCE = "ReasonEmbed paper (Chen, Lan, Li, Lian, Liu; arXiv 2510.08252), BRIGHT table; via SPEC §5"
+REFERENCE_SOURCE = "ReasonEmbed paper (Chen, Lan, Li, Lian, Liu; arXiv 2510.08252), BRIGHT table"
 _REF_COLS = ["Avg"] + BRIGHT_TASKS
 _REF_ROWS = {
     "BM25 (BM25Q)":               [14.5, 18.9, 27.2, 14.9, 12.5, 13.6, 18.4, 15.0, 24.4, 7.9, 6.2, 10.4, 4.9],
@@ -582,7 +583,7 @@ def _read_hub(repo: str, config: str, task: str, revision: str | None) -> tuple[
 
 # %% ../nbs/03_evaluation.ipynb #1e49cd31
 def check_task(docs: list[Doc], queries: list[Query], qrels: dict[str, dict[str, int]], where: str,
-               allow_missing_gold: bool = False, warn: bool = True) -> dict:
+               strict_gold: bool = False, warn: bool = True) -> dict:
     "Validate a loaded task; returns counts (`excluded_not_in_corpus`, ...). Raises DataError naming `where` and the query."
     ids = set()
     for i, d in enumerate(docs):
@@ -600,7 +601,7 @@ def check_task(docs: list[Doc], queries: list[Query], qrels: dict[str, dict[str,
         if not any(r > 0 for r in gold.values()): stats["queries_without_gold"] += 1
         missing = [g for g in gold if g not in ids]
         if missing:
-            if not allow_missing_gold:
+            if strict_gold:
                 raise DataError(f"{where}: query {q.id!r}: gold id(s) not in the corpus: {missing[:5]}"
                                 f"{' …' if len(missing) > 5 else ''}")
             stats["missing_gold"] += len(missing)
@@ -638,7 +639,7 @@ def task_instruction(task: str, setting: str = "short", instructions: dict[str, 
 
 def load_bright_task(task: str, source: str | Path = BRIGHT_HUB_ID, setting: str = "short", query_variant: str = "original",
                      revision: str | None = BRIGHT_REVISION, instructions: dict[str, str] | None = None,
-                     allow_missing_gold: bool = False) -> tuple[list[Doc], list[Query], dict[str, dict[str, int]]]:
+                     strict_gold: bool = False) -> tuple[list[Doc], list[Query], dict[str, dict[str, int]]]:
     "Load one BRIGHT task (hub id or local directory): `(docs, queries, qrels)`, checked with `check_task`."
     if setting not in ("short", "long"): raise ConfigError(f"setting {setting!r}: expected 'short' or 'long'")
     config = _variant_config(query_variant)
@@ -667,7 +668,7 @@ def load_bright_task(task: str, source: str | Path = BRIGHT_HUB_ID, setting: str
         queries.append(Query(qid, text if isinstance(text, str) else "", inst, _id_list(r.get("excluded_ids"), ex_where, n, "excluded_ids")))
         gold = _id_list(_col(r, gold_key, ex_where, n), ex_where, n, gold_key)
         qrels[qid] = {g: 1 for g in gold}
-    check_task(docs, queries, qrels, f"{ex_where} (task {task})", allow_missing_gold=allow_missing_gold)
+    check_task(docs, queries, qrels, f"{ex_where} (task {task})", strict_gold=strict_gold)
     return docs, queries, qrels
 
 # %% ../nbs/03_evaluation.ipynb #0fb7dd1e
@@ -700,7 +701,7 @@ def _r2med_rows(source: str | Path, task: str, what: str, revision: str | None) 
     return _read_rows(f), f"{repo}@{revision or 'main'}: {f.name}"
 
 def load_r2med_task(task: str, source: str | Path = R2MED_HUB_ORG, revision: str | None = None,
-                    instructions: dict[str, str] | None = None, allow_missing_gold: bool = False
+                    instructions: dict[str, str] | None = None, strict_gold: bool = False
                     ) -> tuple[list[Doc], list[Query], dict[str, dict[str, int]]]:
     "Load one R2MED task (hub organisation or local directory): `(docs, queries, qrels)`, checked."
     revision = revision or R2MED_REVISIONS.get(task)
@@ -718,7 +719,7 @@ def load_r2med_task(task: str, source: str | Path = R2MED_HUB_ORG, revision: str
         try: score = int(_col(r, "score", r_where, n))
         except (TypeError, ValueError): raise DataError(f"{r_where}: row {n}: field 'score': expected an integer, got {r.get('score')!r}") from None
         qrels.setdefault(str(_col(r, "q_id", r_where, n)), {})[str(_col(r, "p_id", r_where, n))] = score
-    check_task(docs, queries, qrels, f"{q_where} (task {task})", allow_missing_gold=allow_missing_gold)
+    check_task(docs, queries, qrels, f"{q_where} (task {task})", strict_gold=strict_gold)
     return docs, queries, qrels
 
 # %% ../nbs/03_evaluation.ipynb #fd8ba423
@@ -763,8 +764,8 @@ class EvalConfig:
     revision: str | None = opt(None, help="hub revision; None: the pinned one (BRIGHT_REVISION / R2MED_REVISIONS)")
     instructions: dict[str, str] = opt({}, help="per-task instruction overrides (and instructions of a local benchmark's own tasks)")
     batch_size: int = opt(32, help="encoding batch size")
-    query_max_len: int = opt(8192, help="max query tokens (8192 at evaluation in the paper)")
-    passage_max_len: int = opt(8192, help="max passage tokens")
+    query_max_len: int | None = opt(None, help="max query tokens; None: the benchmark's (MAX_LEN: BRIGHT 8192, R2MED 512, as the authors evaluate)")
+    passage_max_len: int | None = opt(None, help="max passage tokens; None: the benchmark's (MAX_LEN)")
     top_k: int = opt(1000, help="documents kept per query after exclusion")
     bm25_k1: float = opt(0.9, help="BM25 k1 (official: 0.9)")
     bm25_b: float = opt(0.4, help="BM25 b (official: 0.4)")
@@ -772,7 +773,7 @@ class EvalConfig:
     faiss_gpu: bool | None = opt(None, help="FAISS on GPU; None: when faiss-gpu and a GPU are there")
     cache_dir: str | None = opt(None, help="corpus-embedding cache; None: <reasonembed cache>/embeddings")
     output_dir: str | None = opt(None, help="where results go; None: outputs/eval-<model>-<timestamp>")
-    allow_missing_gold: bool = opt(False, help="warn instead of failing when a gold id is not in the corpus")
+    strict_gold: bool = opt(False, help="fail when a gold id is not in the corpus; default: warn and count it, scored as not retrieved (as BRIGHT's run.py)")
     reference_rows: list[str] = opt(["BM25 (BM25Q)", "ReasonEmbed Qwen3-8B"], help="paper rows drawn beside ours in the chart")
     show_progress: bool = opt(True, help="progress bars")
 
@@ -801,16 +802,20 @@ def load_task(cfg: EvalConfig, task: str):
     "Load `task` as `cfg` says: `(docs, queries, qrels)`."
     if cfg.benchmark == "r2med":
         return load_r2med_task(task, cfg.r2med_dir or R2MED_HUB_ORG, revision=cfg.revision, instructions=cfg.instructions,
-                               allow_missing_gold=cfg.allow_missing_gold)
+                               strict_gold=cfg.strict_gold)
     return load_bright_task(task, cfg.bright_dir or BRIGHT_HUB_ID, setting=cfg.setting, query_variant=cfg.query_variant,
                             revision=cfg.revision or BRIGHT_REVISION, instructions=cfg.instructions,
-                            allow_missing_gold=cfg.allow_missing_gold)
+                            strict_gold=cfg.strict_gold)
+
+def max_lengths(cfg: EvalConfig) -> tuple[int, int]:
+    "`(query, passage)` token limits of an evaluation: the config's, else the benchmark's (`MAX_LEN`)."
+    return cfg.query_max_len or MAX_LEN[cfg.benchmark], cfg.passage_max_len or MAX_LEN[cfg.benchmark]
 
 def load_embedder(cfg: EvalConfig):
     "The `Embedder` of `cfg.model` with the evaluation lengths."
     from reasonembed.models import Embedder
-    return Embedder.from_pretrained(cfg.model, query_max_len=cfg.query_max_len, passage_max_len=cfg.passage_max_len,
-                                    **cfg.embedder_overrides)
+    q, p = max_lengths(cfg)
+    return Embedder.from_pretrained(cfg.model, query_max_len=q, passage_max_len=p, **cfg.embedder_overrides)
 
 # %% ../nbs/03_evaluation.ipynb #b1f55d43
 def _fmt(v) -> str: return "–" if v is None else f"{v:.1f}"
@@ -862,7 +867,8 @@ def plot_results(results: dict, path: str | Path, reference_rows: list[str] | No
 # %% ../nbs/03_evaluation.ipynb #dbf93b94
 def _run_key(cfg: EvalConfig, embedder=None) -> dict:
     key = {k: getattr(cfg, k) for k in ("model", "benchmark", "setting", "query_variant", "bright_dir", "r2med_dir", "revision",
-                                        "query_max_len", "passage_max_len", "top_k", "bm25_k1", "bm25_b", "instructions")}
+                                        "top_k", "bm25_k1", "bm25_b", "instructions")}
+    key["max_len"] = list(max_lengths(cfg))
     if embedder is not None: key["embedder"] = f"{getattr(embedder, 'name', '')}|{weights_fingerprint(embedder)}"
     return key
 
@@ -876,6 +882,7 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
     is_bm25 = cfg.model.lower() == "bm25" and embedder is None
     cache = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "embeddings"
     if not is_bm25 and embedder is None: embedder = load_embedder(cfg)
+    if not is_bm25 and hasattr(embedder, "set_max_len"): embedder.set_max_len(*max_lengths(cfg))   # per benchmark
     key = _run_key(cfg, embedder)
     tag = "bm25" if is_bm25 else _safe_name(str(getattr(embedder, "name", cfg.model)).split("|")[0], 60)
     per_task = {}
@@ -887,7 +894,7 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
                 log.info(f"{task}: done before ({HEADLINE} = {s['mean'][HEADLINE]:.4f}); skipping"); per_task[task] = s; continue
         t0 = time.time()
         docs, queries, qrels = load_task(cfg, task)
-        stats = check_task(docs, queries, qrels, task, allow_missing_gold=cfg.allow_missing_gold, warn=False)
+        stats = check_task(docs, queries, qrels, task, strict_gold=cfg.strict_gold, warn=False)
         log.info(f"{task}: {len(queries)} queries, {len(docs)} documents")
         if is_bm25:
             run = bm25_retrieve(docs, queries, top_k=cfg.top_k, k1=cfg.bm25_k1, b=cfg.bm25_b, show_progress=cfg.show_progress)
@@ -933,7 +940,7 @@ def _parser() -> argparse.ArgumentParser:
     a("--revision", help="hub revision (default: the pinned one)")
     a("--batch-size", type=int); a("--query-max-len", type=int); a("--passage-max-len", type=int); a("--top-k", type=int)
     a("--cache-dir", help="corpus-embedding cache directory"); a("--output-dir", help="output directory")
-    a("--allow-missing-gold", action="store_true", default=None, help="warn instead of failing on gold ids missing from the corpus")
+    a("--strict-gold", action="store_true", default=None, help="fail on gold ids missing from the corpus (default: warn and count)")
     a("--no-progress", action="store_true", help="no progress bars")
     return p
 

@@ -150,7 +150,7 @@ def _default_global_pos(n, m, group_size, rank, world, device):
 def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor | None = None, group_size: int | None = None,
                 tau: float = 0.02, kappa: float = 5.0, step: int = 0, ri_start_step: int = 100, eps: float = 1e-6,
                 mode: Literal["ri", "basic"] = "ri", normalize: bool = False, sample_mask: Tensor | None = None,
-                distributed: bool | None = None, grad_average: bool = True, group=None) -> tuple[Tensor, RIStats]:
+                distributed: bool | None = None, group=None) -> tuple[Tensor, RIStats]:
     "RI-InfoNCE (or plain InfoNCE: `mode='basic'`, or before `ri_start_step`) of local queries `q` against passages `p`; returns `(loss, RIStats)`."
     if mode not in ("ri", "basic"): raise ValueError(f"mode must be 'ri' or 'basic', got {mode!r}")
     use_ri = mode == "ri" and step >= ri_start_step
@@ -178,11 +178,7 @@ def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor |
         value = (w_used * L_all).sum()
         w_local = w_used[offset:offset + n]
     local = (w_local * L).sum()
-    if world > 1:
-        scale = world if grad_average else 1
-        loss = scale * local + (value - scale * local).detach()  # value: global loss; gradient: scale x local share
-    else:
-        loss = local
+    loss = local + (value - local).detach() if world > 1 else local   # value: the global loss; gradient: this rank's share
     stats = _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, use_ri)
     return loss, stats
 
@@ -200,7 +196,7 @@ def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, used_ri) -> RIStats:
 # %% ../nbs/06_loss.ipynb #b77e0d76
 @dataclass
 class LossConfig:
-    "Contrastive loss settings (SPEC §2)."
+    "Contrastive loss settings (Redapter's RI-InfoNCE; defaults from the authors' training script)."
     mode: Literal["ri", "basic"] = opt("ri", help="'ri': RI-InfoNCE (Redapter); 'basic': plain InfoNCE (no reasoning_query needed)")
     temperature: float = opt(0.02, help="InfoNCE temperature tau")
     kappa: float = opt(5.0, help="upper clamp of the reasoning intensity before L1 normalisation")

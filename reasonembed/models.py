@@ -24,7 +24,8 @@ log = get_logger("models")
 # %% auto #0
 __all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES', 'SAVED_CONFIG',
            'LoraSettings', 'EmbedderConfig', 'pool', 'st_pooling', 'transformer_folder', 'is_decoder_config',
-           'make_tiny_decoder', 'appends_eos', 'add_eos_postprocessor', 'format_query', 'Embedder']
+           'make_tiny_decoder', 'appends_eos', 'add_eos_postprocessor', 'format_query', 'remote_code', 'max_positions',
+           'Embedder']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -59,6 +60,8 @@ class EmbedderConfig:
     lora: LoraSettings | None = opt(None, help="LoRA settings; None trains/uses the full model")
     encode_devices: list[str] | None = opt(None, help="devices for encode_*; None: every visible GPU when on cuda, else the model device")
     revision: str | None = opt(None, help="hub revision (commit, tag) for hub ids")
+    trust_remote_code: bool | None = opt(None, help="run the modelling code a model folder ships (`auto_map`); None: refuse "
+                                                    "such a model with an error naming this flag, False: load transformers' own class")
 
 # %% ../nbs/02_models.ipynb #10035f5d
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -192,15 +195,37 @@ def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name not in DTYPES: raise ConfigError(f"dtype {name!r}: expected one of {['auto', *DTYPES]}")
     return DTYPES[name]
 
-def _load_backbone(folder, dtype: torch.dtype):
+def _load_backbone(folder, dtype: torch.dtype, trust_remote_code: bool = False):
     "`AutoModel` (no LM head) from `folder`, ignoring a GGUF quantization marker left in a dequantized folder's config."
     from transformers import AutoConfig, AutoModel
-    config = AutoConfig.from_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     qc = getattr(config, "quantization_config", None)
     qm = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)
     if str(getattr(qm, "value", qm)) == "gguf" and not list(Path(folder).glob("*.gguf")):
         del config.quantization_config     # weights are plain safetensors; the marker would make the model unsaveable
-    return AutoModel.from_pretrained(folder, config=config, dtype=dtype)
+    return AutoModel.from_pretrained(folder, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
+
+def remote_code(folder) -> str | None:
+    "The class that a model folder's `config.json` maps `AutoModel` to in its own code (`auto_map`), or None."
+    amap = (_read_json(Path(folder) / "config.json") or {}).get("auto_map") or {}
+    return amap.get("AutoModel")
+
+def _check_remote_code(folder, flag: bool | None) -> bool:
+    "Whether to run the folder's own code; an error naming `trust_remote_code` when it has some and the flag is unset."
+    code = remote_code(folder)
+    if code and flag is None:
+        raise ConfigError(f"{folder}: the model ships its own modelling code (auto_map AutoModel -> {code}); set "
+                          f"trust_remote_code: true to run it (gte-Qwen2-7B-instruct's, for one, makes attention "
+                          f"bidirectional), or trust_remote_code: false to load transformers' built-in class instead")
+    return bool(flag) and code is not None
+
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")   # positions start after the pad index
+
+def max_positions(config) -> int | None:
+    "The longest input (tokens) a backbone's position table allows, or None when it sets no limit."
+    n = getattr(config, "max_position_embeddings", None)
+    if not n: return None
+    return int(n) - (2 if getattr(config, "model_type", None) in _OFFSET_POSITIONS else 0)
 
 def _lora_targets(model: torch.nn.Module, wanted: list[str]) -> list[str]:
     "The names in `wanted` that exist as linear layers; else BERT-style names that do."
@@ -252,8 +277,11 @@ class Embedder:
             self.base_path = transformer_folder(resolve_model(base))
         else:
             adapter_cfg, self.base_path = None, transformer_folder(src)
-        hf_config = AutoConfig.from_pretrained(self.base_path)
+        self.remote_code = _check_remote_code(self.base_path, cfg.trust_remote_code)
+        hf_config = AutoConfig.from_pretrained(self.base_path, trust_remote_code=self.remote_code)
         self.is_decoder = is_decoder_config(hf_config)
+        self.max_positions = max_positions(hf_config)
+        self.set_max_len(cfg.query_max_len, cfg.passage_max_len)
         pooling = cfg.pooling
         if pooling == "auto":
             pooling = "last" if self.is_decoder else (st_pooling(src) or st_pooling(self.base_path) or "mean")
@@ -261,14 +289,14 @@ class Embedder:
         self.append_eos = cfg.append_eos if cfg.append_eos is not None else pooling == "last"
         self.padding_side = cfg.padding_side or ("left" if pooling == "last" else "right")
         tok_src = src if (src / "tokenizer_config.json").exists() or (src / "tokenizer.json").exists() else self.base_path
-        self.tokenizer = AutoTokenizer.from_pretrained(tok_src)
+        self.tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=self.remote_code)
         self.tokenizer.padding_side = self.padding_side
         if self.tokenizer.pad_token is None:
             if self.tokenizer.eos_token is None: raise ConfigError(f"{tok_src}: tokenizer has neither pad_token nor eos_token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._manual_eos = False
         if self.append_eos and not add_eos_postprocessor(self.tokenizer): self._manual_eos = True
-        model = _load_backbone(self.base_path, self.weights_dtype)
+        model = _load_backbone(self.base_path, self.weights_dtype, self.remote_code)
         if getattr(model.config, "use_cache", None) is not None: model.config.use_cache = False
         if adapter_cfg:
             from peft import PeftModel
@@ -284,6 +312,16 @@ class Embedder:
         self._pass_positions = self.is_decoder and "position_ids" in fwd
         self._pass_use_cache = "use_cache" in fwd
         if cfg.gradient_checkpointing: self.enable_gradient_checkpointing()
+
+    def set_max_len(self, query: int | None = None, passage: int | None = None) -> "Embedder":
+        "Set the query / passage token limits, clamped (with a log line) to the backbone's position table."
+        for key, v in (("query_max_len", query), ("passage_max_len", passage)):
+            if v is None: continue
+            if self.max_positions and v > self.max_positions:
+                log.info(f"{key} {v} exceeds the {self.max_positions} positions of {self.base_path}: using {self.max_positions}")
+                v = self.max_positions
+            setattr(self.config, key, int(v))
+        return self
 
     def _base_model(self):
         m = self.model
@@ -544,7 +582,7 @@ def save(self: Embedder, path, adapter: bool = True, merged: bool = True, senten
         out = path / "merged"
         if self.is_peft:
             from peft import PeftModel
-            base = _load_backbone(self.base_path, self.weights_dtype)
+            base = _load_backbone(self.base_path, self.weights_dtype, self.remote_code)
             full = PeftModel.from_pretrained(base, str(tmp_adapter)).merge_and_unload()
             full.save_pretrained(out)
             del base, full

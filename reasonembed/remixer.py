@@ -18,6 +18,7 @@ from .core import ConfigError, opt, from_dict, from_yaml, to_dict, config_help, 
 from .data import (DataError, Doc, Query, TrainSample, iter_jsonl, read_jsonl, load_jsonl, write_jsonl,
                               append_jsonl, repair_jsonl_tail, parse_record, text_md5, pydoc_corpus, to_json)
 from .evaluation import BRIGHT_TASKS, BRIGHT_INSTRUCTIONS, BRIGHT_HUB_ID
+from .models import EmbedderConfig
 
 log = get_logger("remixer")
 
@@ -258,9 +259,14 @@ def strip_thinking(text: str) -> str:
     if "<think>" in text: text = text.split("<think>")[0]        # ran out of tokens while thinking
     return text
 
-def parse_score(text: str | None, low: int = 1, high: int = 5) -> int:
+_SCORE_STRICT = re.compile(r"<score>\s*(\d+)\s*</score>")
+
+def parse_score(text: str | None, low: int = 1, high: int = 5, strict: bool = True) -> int:
     "The judged score in an annotation answer, or −1 when missing, non-integer or outside `low`–`high`."
     text = strip_thinking(text or "")
+    if strict:
+        m = _SCORE_STRICT.search(text)
+        return int(m.group(1)) if m and low <= int(m.group(1)) <= high else -1
     hits = _SCORE_TAG.findall(text) or _SCORE_TEXT.findall(text)
     if not hits: return -1
     v = hits[-1]
@@ -271,9 +277,11 @@ def parse_score(text: str | None, low: int = 1, high: int = 5) -> int:
     n = int(v)
     return n if low <= n <= high else -1
 
-def parse_yes_no(text: str | None) -> bool | None:
-    "True for a Yes, False for a No, None when neither word appears."
-    m = re.search(r"\b(yes|no)\b", strip_thinking(text or ""), re.I)
+def parse_yes_no(text: str | None, strict: bool = True) -> bool | None:
+    "True for a Yes, False for a No, None otherwise (strict: the whole answer is 'Yes' or 'No'; else the first such word)."
+    text = strip_thinking(text or "").strip()
+    if strict: return {"Yes": True, "No": False}.get(text)
+    m = re.search(r"\b(yes|no)\b", text, re.I)
     return None if m is None else m.group(1).lower() == "yes"
 
 _PREAMBLE = re.compile(r"^\s*(?:sure[,!.]?\s*)?(?:here(?:'s| is| are)|below is|the (?:new |rewritten )?(?:post|question|problem|query) is)\b[^\n]*:\s*\n", re.I)
@@ -374,8 +382,8 @@ class StageLog:
         self.kept = load_jsonl(self.out, cls) if self.out.exists() else []
         self.drops = load_jsonl(self.dropped_path, Dropped) if self.dropped_path.exists() else []
         self.done = {r.id for r in self.kept} | {d.id for d in self.drops}
-        prev = json.loads(self.stats_path.read_text()) if self.stats_path.exists() else {}
-        self.prev_usage = prev.get("llm_usage", {})
+        self.prev = json.loads(self.stats_path.read_text()) if self.stats_path.exists() else {}
+        self.prev_usage = self.prev.get("llm_usage", {})
         self.llms: list = []
         self._u0: dict = {}
         self.extra: dict = {}
@@ -433,12 +441,13 @@ def _docs(x) -> list[Doc]:
 
 # %% ../nbs/05_remixer.ipynb #18d660a5
 def source_filter(docs: list[Doc], min_chars: int = 200, max_chars: int = 5000,
-                  exclude_ids: set[str] | None = None) -> tuple[list[Doc], Counter]:
-    "Documents fit to be sources, and the count of the others by reason."
-    exclude_ids, seen, kept, why = set(exclude_ids or ()), set(), [], Counter()
+                  exclude: dict[str, set[str]] | None = None) -> tuple[list[Doc], Counter]:
+    "Documents fit to be sources, and the count of the others by reason (`exclude`: reason → ids never to be sources)."
+    barred = {i: why for why, ids in reversed(list((exclude or {}).items())) for i in ids}   # the first reason wins
+    seen, kept, why = set(), [], Counter()
     for d in docs:
         n = len(d.text.strip())
-        if d.id in exclude_ids: why["test_gold"] += 1; continue
+        if d.id in barred: why[barred[d.id]] += 1; continue
         if n < min_chars: why["too_short"] += 1; continue
         if n > max_chars: why["too_long"] += 1; continue
         h = text_md5(d.text)
@@ -447,11 +456,11 @@ def source_filter(docs: list[Doc], min_chars: int = 200, max_chars: int = 5000,
     return kept, why
 
 def select_sources(corpus, out_path, domain: Domain, n_sources: int = 10000, min_chars: int = 200, max_chars: int = 5000,
-                   exclude_ids: set[str] | None = None, seed: int = 0, clean: bool = False, llm=None, params=None,
-                   chunk_size: int = 64) -> dict:
+                   exclude: dict[str, set[str]] | None = None, seed: int = 0, clean: bool = False, llm=None, params=None,
+                   chunk_size: int = 64, strict: bool = True) -> dict:
     "Stage 0: filter, shuffle and (optionally) domain-clean the corpus into `n_sources` source documents."
     docs = _docs(corpus)
-    cands, why = source_filter(docs, min_chars, max_chars, exclude_ids)
+    cands, why = source_filter(docs, min_chars, max_chars, exclude)
     _rng(seed, "sources:" + domain.name).shuffle(cands)
     st = StageLog(out_path, Doc)
     filt = {"corpus": len(docs), "filtered_out": dict(sorted(why.items())), "candidates": len(cands), "n_sources": n_sources}
@@ -470,7 +479,7 @@ def select_sources(corpus, out_path, domain: Domain, n_sources: int = 10000, min
             answers = llm.chat([clean_messages(domain, d.text) for d in chunk], params, desc="0 clean", cache_tag="clean")
             kept, dropped = [], []
             for d, outs in zip(chunk, answers):
-                yes = parse_yes_no(_first(outs))
+                yes = parse_yes_no(_first(outs), strict)
                 if yes and len(st.kept) + len(kept) < n_sources: kept.append(d)
                 elif yes is None: dropped.append(Dropped(d.id, "clean_unparsable", _first(outs)[:200]))
                 elif not yes: dropped.append(Dropped(d.id, "not_in_domain"))
@@ -536,11 +545,12 @@ def mine_candidates(queries_path, corpus, out_path, domain: Domain, embedder, se
     qs, docs = load_jsonl(queries_path, GenQuery), _docs(corpus)
     st = StageLog(out_path, Mined)
     pending = [q for q in qs if q.id not in st.done]
+    md5s = [text_md5(d.text) for d in docs]
+    source_md5 = {d.id: h for d, h in zip(docs, md5s)}
     if pending:
         embedder = _resolve(embedder)
         d_emb = encode_corpus_cached(embedder, docs, emb_cache_dir, batch_size=batch_size, show_progress=True)
-        by_md5: dict[str, set[int]] = {}
-        for i, d in enumerate(docs): by_md5.setdefault(text_md5(d.text), set()).add(i)
+    removed = Counter(st.prev.get("source_removed", {}) if st.resumed else {})   # counts of the items done before
     bar = tqdm(total=len(qs), initial=len(qs) - len(pending), desc="2 mining", unit="q")
     with st.recording():
         for chunk in _chunks(pending, chunk_size):
@@ -549,22 +559,27 @@ def mine_candidates(queries_path, corpus, out_path, domain: Domain, embedder, se
             scores, idx = search_embeddings(q_emb, d_emb, search_k)
             kept, dropped = [], []
             for q, sc, ix in zip(chunk, scores, idx):
-                banned = by_md5.get(text_md5(q.query), set())
-                pairs = [(docs[i].id, float(s)) for s, i in zip(sc, ix) if i >= 0 and docs[i].id != q.source_id and i not in banned]
-                pairs = pairs[:keep_k]
+                qh, sh = text_md5(q.query), source_md5.get(q.source_id)
+                top = [(int(i), float(s)) for s, i in zip(sc, ix) if i >= 0 and md5s[i] != qh][:keep_k]
+                pairs = []
+                for i, s in top:
+                    if docs[i].id == q.source_id: removed["source"] += 1
+                    elif md5s[i] == sh: removed["copies_of_source"] += 1
+                    else: pairs.append((docs[i].id, s))
                 if not pairs: dropped.append(Dropped(q.id, "no_candidates")); continue
                 kept.append(Mined(q.id, q.source_id, q.domain, q.query, [p[0] for p in pairs],
                                   [round(p[1], 6) for p in pairs], dict(q.meta)))
+            st.extra["source_removed"] = dict(removed)
             st.add(kept, dropped); bar.update(len(chunk))
     bar.close()
-    return st.finish(queries=len(qs), search_k=search_k, keep_k=keep_k)
+    return st.finish(queries=len(qs), search_k=search_k, keep_k=keep_k, source_removed=dict(removed))
 
 # %% ../nbs/05_remixer.ipynb #9539ad61
 SCORE_LABELS = (-1, 1, 2, 3, 4, 5)
 
 def annotate_candidates(mined_path, corpus, out_path, domain: Domain, llm, params=None, analysis: bool = True,
                         shots: int = 2, max_words: int = 512, doc_chars: int | None = 4000, chunk_size: int = 256,
-                        keep_raw: bool = False) -> dict:
+                        keep_raw: bool = False, strict: bool = True) -> dict:
     "Stage 3: an LLM label (1-5, −1 unparsable) for every mined candidate → `Annotated` records."
     mined, texts = load_jsonl(mined_path, Mined), {d.id: d.text for d in _docs(corpus)}
     st = StageLog(out_path, Annotated)
@@ -588,7 +603,7 @@ def annotate_candidates(mined_path, corpus, out_path, domain: Domain, llm, param
             kept = []
             for m in group:
                 raw = [_first(next(answers)) for _ in m.doc_ids]
-                kept.append(Annotated(m.id, m.source_id, m.domain, m.query, m.doc_ids, [parse_score(r) for r in raw],
+                kept.append(Annotated(m.id, m.source_id, m.domain, m.query, m.doc_ids, [parse_score(r, strict=strict) for r in raw],
                                       dict(m.meta), raw if keep_raw else None))
             st.add(kept); bar.update(len(convs))
     bar.close()
@@ -632,9 +647,10 @@ def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None,
                 answers = llm.chat([reasoning_messages(domain, a.query, max_words) for a, _, _ in chunk], params,
                                    desc="4 reasoning", cache_tag="reason")
             else: answers = [[""]] * len(chunk)
-            rows = []
+            rows, empty = [], []
             for (a, pos, neg), outs in zip(chunk, answers):
                 r = strip_thinking(_first(outs)).strip()
+                if reasoning and not r: empty.append(Dropped(a.id, "empty_reasoning", _first(outs)[:200])); continue
                 row = TrainSample(id=a.id, domain=domain.name, prompt=domain.instruction, query=a.query,
                                   pos=[texts[d] for d, _ in pos], neg=[texts[d] for d, _ in neg],
                                   reasoning_query=a.query + "\n\n" + r if r else None,
@@ -643,7 +659,7 @@ def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None,
                                   meta={**a.meta, "pos_scores": [l for _, l in pos], "neg_scores": [l for _, l in neg]})
                 parse_record(to_json(row), TrainSample, where=f"{out_path} (row {a.id})")
                 rows.append(row)
-            st.add(rows); bar.update(len(chunk))
+            st.add(rows, empty); bar.update(len(chunk))
     bar.close()
     rows = st.kept
     return st.finish(queries=len(ann), without_reasoning=sum(r.reasoning_query is None for r in rows),
@@ -689,7 +705,7 @@ class RemixerConfig:
     pydoc_topics: list[str] | None = opt(None, help="corpus 'pydoc': keep only these topics")
     pydoc_words: int = opt(250, help="corpus 'pydoc': passage length in words")
     bright_source: str = opt(BRIGHT_HUB_ID, help="BRIGHT hub id or local directory (corpus, test gold ids, test queries)")
-    exclude_test_gold: bool = opt(True, help="corpus 'bright': never use a gold document of a BRIGHT test query as a source")
+    exclude_test_ids: bool = opt(True, help="corpus 'bright': never use a gold or excluded document of a BRIGHT test query as a source")
     exclude_ids_files: list[str] = opt([], help="files of document ids never used as sources (one per line, or a JSON list)")
     n_sources: int = opt(10000, help="source documents (= queries) per domain")
     min_chars: int = opt(200, help="shortest source document, in characters")
@@ -706,13 +722,17 @@ class RemixerConfig:
                                         default_factory=_sampling(temperature=0.7, top_p=0.95, top_k=40, max_tokens=2048))
     reasoning_sampling: Sampling = opt(help="stage 4, q'", default_factory=_sampling(temperature=0.7, top_p=0.95, max_tokens=512))
     annotation_analysis: bool = opt(True, help="query and document analysis before the score (False: score only, for tiny models)")
+    strict_parsing: bool = opt(True, help="annotation: the first <score>N</score>, cleaning: an exact Yes/No, as the authors parse; "
+                                          "False: lenient parsing for small local models")
     annotation_shots: int = opt(2, help="worked examples before each annotation (0-2)")
     annotation_words: int = opt(512, help="word budget of the analysis")
     annotation_doc_chars: int | None = opt(4000, help="candidate documents are cut to this many characters in the prompt")
     keep_raw: bool = opt(False, help="keep the annotator's raw answers in annotated.jsonl")
     reasoning: bool = opt(True, help="write q' (reasoning_query)")
     reasoning_words: int = opt(256, help="word budget of the reasoning")
-    embedder: str = opt("minilm", help="retriever for candidate mining (short name, folder or hub id)")
+    miner: EmbedderConfig = opt(help="retriever for candidate mining: model, lengths, trust_remote_code, ... (the authors: "
+                                     "gte-Qwen2-7B-instruct, 8192 tokens, its own bidirectional code)",
+                                default_factory=lambda: EmbedderConfig(model="minilm"))
     embed_batch_size: int = opt(32, help="encoding batch size")
     search_k: int = opt(1000, help="candidates retrieved per query")
     keep_k: int = opt(100, help="candidates kept after removing the source and the query itself")
@@ -776,18 +796,21 @@ class _Bright:
             self.tasks[task] = load_bright_task(task, self.source)
         return self.tasks[task]
 
-def load_inputs(cfg: RemixerConfig, dom: Domain) -> tuple[list[Doc], set[str], list[str]]:
-    "`(corpus, ids excluded as sources, test query texts)` of a run."
+def load_inputs(cfg: RemixerConfig, dom: Domain) -> tuple[list[Doc], dict[str, set[str]], list[str]]:
+    "`(corpus, {reason: ids never used as sources}, test query texts)` of a run."
+    from reasonembed.evaluation import NA_ID
     bright = _Bright(cfg.bright_source)
     if cfg.corpus == "pydoc": docs = pydoc_corpus(cfg.pydoc_words, cfg.pydoc_topics)
     elif cfg.corpus == "bright": docs = bright(dom.name)[0]
     else: docs = load_jsonl(cfg.corpus, Doc)
     if not docs: raise DataError(f"corpus {cfg.corpus!r}: no documents")
-    exclude: set[str] = set()
-    if cfg.corpus == "bright" and cfg.exclude_test_gold:
+    exclude: dict[str, set[str]] = {"test_gold": set(), "test_excluded": set(), "id_files": set()}
+    if cfg.corpus == "bright" and cfg.exclude_test_ids:
         for t in [dom.name] + _SHARED_CORPUS.get(dom.name, []):
-            exclude |= {d for rel in bright(t)[2].values() for d in rel}
-    for f in cfg.exclude_ids_files: exclude |= read_id_file(f)
+            _, queries, qrels = bright(t)
+            exclude["test_gold"] |= {d for rel in qrels.values() for d in rel}
+            exclude["test_excluded"] |= {e for q in queries for e in q.excluded_ids if e != NA_ID}
+    for f in cfg.exclude_ids_files: exclude["id_files"] |= read_id_file(f)
     tests: list[str] = []
     for spec in cfg.test_queries:
         if spec == "bright" or spec.startswith("bright:"):
@@ -842,13 +865,13 @@ def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = No
     def emb():
         if embedder is not None: return embedder
         from reasonembed.models import Embedder
-        return Embedder.from_pretrained(cfg.embedder)
+        return Embedder(cfg.miner)
     P = lambda name: out / STAGE_FILES[name]
     stats: dict[str, Any] = {"domain": dom.name, "out_dir": str(out), "stages": {}}
     S = stats["stages"]
     S["sources"] = select_sources(docs, P("sources"), dom, cfg.n_sources, cfg.min_chars, cfg.max_chars, exclude, cfg.seed,
                                   cfg.clean, llm_for("generator"), sampling_params(cfg.clean_sampling) if cfg.clean else None,
-                                  cfg.chunk_size)
+                                  cfg.chunk_size, cfg.strict_parsing)
     S["queries"] = generate_queries(P("sources"), P("queries"), dom, llm_for("generator"),
                                     sampling_params(cfg.generation_sampling), cfg.seed, cfg.chunk_size)
     S["guard"] = contamination_guard(P("queries"), P("guard"), tests, cfg.contamination_n, cfg.drop_contaminated)
@@ -858,7 +881,7 @@ def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = No
     S["annotated"] = annotate_candidates(P("mined"), docs, P("annotated"), dom, llm_for("annotator"),
                                          sampling_params(cfg.annotation_sampling), cfg.annotation_analysis,
                                          cfg.annotation_shots, cfg.annotation_words, cfg.annotation_doc_chars,
-                                         cfg.chunk_size * 4, cfg.keep_raw)
+                                         cfg.chunk_size * 4, cfg.keep_raw, cfg.strict_parsing)
     S["train"] = assemble_samples(P("annotated"), docs, P("train"), dom, llm_for("reasoner"),
                                   sampling_params(cfg.reasoning_sampling) if cfg.reasoning else None, cfg.reasoning,
                                   cfg.reasoning_words, cfg.min_pos_score, cfg.max_pos, cfg.max_neg, cfg.chunk_size)
@@ -934,7 +957,7 @@ def demo_config(**overrides) -> RemixerConfig:
     "The offline demo run: pydoc corpus, SmolLM2-135M (transformers), MiniLM; small token budgets for a CPU."
     base = dict(domain="stackoverflow", corpus="pydoc", pydoc_topics=list(DEMO_TOPICS), n_sources=3,
                 generation_sampling=Sampling(temperature=1.0, top_p=0.6, max_tokens=64),
-                annotation_analysis=False, annotation_doc_chars=600,
+                annotation_analysis=False, annotation_doc_chars=600, strict_parsing=False,
                 annotation_sampling=Sampling(temperature=0.7, top_p=0.95, top_k=40, max_tokens=12),
                 reasoning_sampling=Sampling(temperature=0.7, top_p=0.95, max_tokens=48),
                 search_k=50, keep_k=4, embed_batch_size=16, chunk_size=16)

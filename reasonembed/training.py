@@ -24,7 +24,7 @@ from .data import TrainSample, DataError, iter_jsonl, parse_record
 log = get_logger("training")
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_GROUP_SIZE', 'DEFAULT_BATCH_SIZE', 'SPEC_DOMAIN_SIZES', 'load_train_samples', 'demo_samples',
+__all__ = ['log', 'DEFAULT_GROUP_SIZE', 'DEFAULT_BATCH_SIZE', 'PAPER_DOMAIN_SIZES', 'load_train_samples', 'demo_samples',
            'resolve_domain_sizes', 'PlannedBatch', 'plan_epoch', 'sample_negatives', 'TrainBatch', 'make_batch',
            'check_samples', 'TrainConfig', 'warmup_steps_for', 'linear_schedule', 'make_optimizer', 'init_distributed',
            'allreduce_gradients', 'broadcast_parameters', 'rng_state', 'set_rng_state', 'trainable_state',
@@ -34,7 +34,7 @@ __all__ = ['log', 'DEFAULT_GROUP_SIZE', 'DEFAULT_BATCH_SIZE', 'SPEC_DOMAIN_SIZES
 
 # %% ../nbs/08_training.ipynb #37128f26
 DEFAULT_GROUP_SIZE, DEFAULT_BATCH_SIZE = 16, 8
-SPEC_DOMAIN_SIZES: dict[str, tuple[int, int]] = {"leetcode": (2, 64), "pony": (64, 2)}  # (group size, per-device batch), SPEC §3
+PAPER_DOMAIN_SIZES: dict[str, tuple[int, int]] = {"leetcode": (2, 64), "pony": (64, 2)}  # (group size, per-device batch), the authors' recipe
 
 def load_train_samples(paths: str | list[str]) -> tuple[list[TrainSample], list[str]]:
     "Read TrainSample JSONL file(s): `(samples, where)`, `where[i]` = 'file:line' of sample i; ids must be unique across files."
@@ -78,7 +78,7 @@ def resolve_domain_sizes(samples: list[TrainSample], where: list[str] | None = N
                          batch_size: int | None = None, domain_sizes: dict[str, list[int]] | None = None,
                          default_group_size: int = DEFAULT_GROUP_SIZE,
                          default_batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, tuple[int, int]]:
-    "`{domain: (group size, per-device batch size)}`: override, else the samples' fields, else `domain_sizes`, else SPEC §3, else defaults."
+    "`{domain: (group size, per-device batch size)}`: override, else the samples' fields, else `domain_sizes`, else the paper's, else defaults."
     where = where or [f"sample {i}" for i in range(len(samples))]
     found: dict[str, dict[str, tuple[int, str]]] = defaultdict(dict)
     for s, w in zip(samples, where):
@@ -95,7 +95,7 @@ def resolve_domain_sizes(samples: list[TrainSample], where: list[str] | None = N
         cfg = (domain_sizes or {}).get(d)
         if cfg is not None and (len(cfg) != 2 or min(cfg) < 1):
             raise ConfigError(f"domain_sizes.{d}: expected [group_size, batch_size] >= 1, got {cfg}")
-        spec = SPEC_DOMAIN_SIZES.get(d)
+        spec = PAPER_DOMAIN_SIZES.get(d)
         sizes = []
         for k, (name, override, default) in enumerate((("group_size", group_size, default_group_size),
                                                         ("batch_size", batch_size, default_batch_size))):
@@ -237,7 +237,7 @@ class TrainConfig:
     # batching
     batch_size: int | None = opt(None, help="per-device batch size for every domain (overrides samples and domain_sizes)")
     group_size: int | None = opt(None, help="group size G for every domain (overrides samples and domain_sizes)")
-    domain_sizes: dict[str, list[int]] = opt({}, help="per-domain [group_size, per-device batch]; SPEC §3 values for leetcode/pony when absent")
+    domain_sizes: dict[str, list[int]] = opt({}, help="per-domain [group_size, per-device batch]; the paper's values for leetcode/pony when absent")
     default_group_size: int = opt(DEFAULT_GROUP_SIZE, help="group size of domains set nowhere else")
     default_batch_size: int = opt(DEFAULT_BATCH_SIZE, help="per-device batch of domains set nowhere else")
     drop_last: bool = opt(True, help="drop each domain's last incomplete batch")

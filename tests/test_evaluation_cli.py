@@ -79,3 +79,25 @@ def test_eval_cli_from_hub_endpoint(tmp_path):
     assert res1["revision"] == BRIGHT_REVISION
     assert res1["tasks"]["earth_science"]["mean"] == res2["tasks"]["earth_science"]["mean"]
     assert res1["tasks"]["earth_science"]["mean"]["ndcg_cut_10"] > 0.5
+
+
+def test_eval_cli_minilm_long_documents_and_missing_gold(tmp_path):
+    """A new user's first dense run: MiniLM with the default (BRIGHT: 8192-token) limits on a corpus with a document
+    longer than MiniLM's 512 positions, and a gold id that is not in the corpus: the limits are clamped to the model,
+    the missing gold is warned about and counted (scored as not retrieved), and the run succeeds."""
+    root = _fixture(tmp_path / "bright")
+    docs = [json.loads(line) for line in (root / "documents" / "earth_science.jsonl").read_text().splitlines()]
+    write_jsonl(root / "documents" / "earth_science.jsonl", docs + [{"id": "d4", "content": "magma rises " * 400}])
+    ex = [json.loads(line) for line in (root / "examples" / "earth_science.jsonl").read_text().splitlines()]
+    ex[0]["gold_ids"] = ["d3", "gone"]
+    write_jsonl(root / "examples" / "earth_science.jsonl", ex)
+    out = tmp_path / "out"
+    r = _reasonembed("--model", "minilm", "--bright-dir", str(root), "--output-dir", str(out), "--cache-dir",
+                     str(tmp_path / "emb"), "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "exceeds the 512 positions" in r.stderr and "1 gold id(s) are not in the corpus" in r.stderr
+    task = json.loads((out / "tasks" / "earth_science.json").read_text())
+    assert task["missing_gold"] == 1 and task["key"]["max_len"] == [8192, 8192]
+    r = _reasonembed("--model", "bm25", "--bright-dir", str(root), "--output-dir", str(tmp_path / "o2"), "--strict-gold",
+                     cwd=tmp_path)
+    assert r.returncode == 2 and "gold id(s) not in the corpus: ['gone']" in r.stderr

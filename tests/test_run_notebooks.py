@@ -122,3 +122,8 @@ def test_bad_parameters_fail_before_any_work(tmp_path):
         "models": "minilm", "labels": "", "heldout_dir": ""}}}}))
     with pytest.raises(RuntimeError, match=r"nothing to evaluate"):
         run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
+    # a training stage whose data file is missing stops (it never trains on other data)
+    cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"train": {"notebook": "21_train", "params": {
+        "data": "@synthesize/train.jsonl"}}}}))
+    with pytest.raises(RuntimeError, match=r"synthesize/train.jsonl does not exist"):
+        run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)

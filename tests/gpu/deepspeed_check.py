@@ -1,5 +1,6 @@
 """DeepSpeed ZeRO-1 check (GPU, by hand): the same short LoRA RI run with and without `deepspeed: configs/zero1.json`,
-both under torchrun; losses must be finite and close, and the DeepSpeed model must save and reload.
+both under torchrun; the losses must be finite and close (the first step equal up to bf16 rounding, every step within
+0.05: seen on an H100, equal for 3 steps and then within 0.016), and the DeepSpeed model must save and reload.
 usage: python tests/gpu/deepspeed_check.py [NPROC]
 """
 import json, math, subprocess, sys, tempfile
@@ -28,7 +29,10 @@ if __name__ == "__main__":
         assert r.returncode == 0, name
         logs[name] = [x["loss"] for x in read_log(tmp / name)]
         print(name, [round(x, 4) for x in logs[name]])
-    assert all(math.isfinite(x) for x in logs["zero1"]) and len(logs["zero1"]) == 8
-    print("max |loss difference|", max(abs(a - b) for a, b in zip(logs["plain"], logs["zero1"])))
+    assert all(math.isfinite(x) for x in logs["zero1"]) and len(logs["zero1"]) == len(logs["plain"]) == 8
+    diffs = [abs(a - b) for a, b in zip(logs["plain"], logs["zero1"])]
+    print("max |loss difference|", max(diffs))
+    assert diffs[0] < 1e-3, f"first step differs by {diffs[0]}: DeepSpeed does not compute the same loss"
+    assert max(diffs) < 0.05, f"losses drift apart (max difference {max(diffs)}): not the same training"
     e = Embedder.from_pretrained(str(tmp / "zero1" / "model")); print("reloaded", e)
     print(json.dumps({"ok": True, "plain": logs["plain"], "zero1": logs["zero1"]}))

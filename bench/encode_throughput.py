@@ -89,7 +89,7 @@ def main():
     import numpy as np, torch
     if a.threads: torch.set_num_threads(a.threads)
     from sentence_transformers import SentenceTransformer
-    from reasonembed.core import resolve_model
+    from reasonembed.hub import resolve_model
     from reasonembed.models import Embedder
     texts = make_texts(a.n)
     path = str(resolve_model("minilm"))

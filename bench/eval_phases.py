@@ -62,7 +62,8 @@ def main():
     import numpy as np, torch
     if a.threads: torch.set_num_threads(a.threads)
     from reasonembed.models import Embedder
-    from reasonembed.evaluation import search_embeddings, evaluate_run
+    from reasonembed.retrieval import search_embeddings
+    from reasonembed.evaluation import evaluate_run
     t = time.perf_counter()
     docs, queries, qrels = make_corpus(a.n_docs, a.n_queries)
     t_data = time.perf_counter() - t

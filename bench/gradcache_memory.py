@@ -22,28 +22,31 @@ NAME = "gradcache_memory"
 def worker(cfg: dict) -> dict:
     import torch
     import reasonembed.training as T
+    import reasonembed.batching as Bt
+    from reasonembed.config import from_dict
     from reasonembed.models import Embedder
     if cfg.get("threads"): torch.set_num_threads(cfg["threads"])
     B, G, C = cfg["batch_size"], cfg["group_size"], cfg["chunk"]
-    tc = T.TrainConfig(model="minilm", mode="basic", batch_size=B, group_size=G, query_max_len=cfg["max_len"],
-                       passage_max_len=cfg["max_len"], grad_cache_chunk=C if cfg["gradcache"] else 0, device="cpu", seed=0)
+    tc = from_dict(T.TrainConfig, {"embedder": {"model": "minilm", "query_max_len": cfg["max_len"], "passage_max_len": cfg["max_len"],
+                                                "device": "cpu"}, "loss": {"mode": "basic", "temperature": 0.05},
+                                   "grad_cache_chunk": C if cfg["gradcache"] else 0, "seed": 0})
     T.seed_everything(0)
-    emb = Embedder(tc.embedder_config("cpu")); emb.train()
-    samples = T.demo_samples(n=max(B, C), n_neg=G - 1, seed=0)
-    sizes = {samples[0].domain: (G, B)}
+    emb = Embedder(T.training_embedder(tc, "cpu")); emb.train()
+    updater = T.Updater([p for p in emb.model.parameters() if p.requires_grad], None, None)
+    samples = Bt.demo_samples(n=max(B, C), n_neg=G - 1, seed=0)
     def batch(n):
-        pb = T.PlannedBatch(0, 0, samples[0].domain, G, list(range(n)))
-        b = T.make_batch(samples, pb, 0)
+        pb = Bt.PlannedBatch(0, 0, samples[0].domain, G, list(range(n)))
+        b = Bt.make_batch(samples, pb, 0)
         return b, T.tokenize_batch(emb, b, False)
     wb, wi = batch(C)                      # warm-up at chunk size: identical for every configuration
-    T.forward_backward(emb, wb, wi, tc, 0)
+    T.forward_backward(emb, wb, wi, tc.loss, 0, updater, tc.grad_cache_chunk)
     for p in emb.model.parameters():
         if p.grad is not None: p.grad.zero_()
     mb, mi = batch(B)
     before_load = None
     with Peak() as pk:
         t = time.perf_counter()
-        loss, _ = T.forward_backward(emb, mb, mi, tc, 0)
+        loss, _ = T.forward_backward(emb, mb, mi, tc.loss, 0, updater, tc.grad_cache_chunk)
         dt = time.perf_counter() - t
     return {"step_s": dt, "loss": loss, "rss_before_step_mib": pk.start_mib, "peak_mib": pk.peak_mib, "step_delta_mib": pk.delta_mib,
             "texts": B * (1 + G), "max_tokens": int(mi["p"]["input_ids"].shape[1])}

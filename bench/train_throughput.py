@@ -24,7 +24,7 @@ NAME = "train_throughput"
 
 
 def _samples(n: int, group_size: int, seed: int = 0):
-    from reasonembed.training import demo_samples
+    from reasonembed.batching import demo_samples
     return demo_samples(n=n, n_neg=group_size - 1, seed=seed)
 
 
@@ -48,10 +48,8 @@ def worker_ours(cfg: dict) -> dict:
         cpu_marks.append(time.process_time()); return orig_fb(*args, **kw)
     T.forward_backward = fb
     with tempfile.TemporaryDirectory() as tmp:
-        tc = T.TrainConfig(model="minilm", mode=cfg["mode"], ri_start_step=0, batch_size=cfg["batch_size"],
-                           group_size=cfg["group_size"], query_max_len=cfg["max_len"], passage_max_len=cfg["max_len"],
-                           max_steps=steps, warmup_steps=0, lr=1e-5, seed=cfg["seed"], output_dir=tmp, save_every=0,
-                           save_model=False, plot=False, progress=False, resume=False, log_every=0, device="cpu",
+        tc = _train_config(cfg, cfg["mode"], max_steps=steps, warmup_steps=0, lr=1e-5, seed=cfg["seed"], output_dir=tmp,
+                           save_every=0, save_model=False, plot=False, progress=False, resume=False, log_every=0,
                            grad_cache_chunk=cfg.get("chunk", 0) if cfg.get("gradcache") else 0)
         t0 = time.perf_counter()
         # stop_at = steps - 1 would skip the final checkpoint, but train() checkpoints at its stop: keep it, it is after the timed steps
@@ -66,30 +64,40 @@ def worker_ours(cfg: dict) -> dict:
             "last_loss": rows[-1]["loss"]}
 
 
+def _train_config(cfg: dict, mode: str, **kw):
+    "The TrainConfig of a benchmark configuration (MiniLM on CPU, the benchmark's sizes and temperature)."
+    import reasonembed.training as T
+    from reasonembed.config import from_dict
+    return from_dict(T.TrainConfig, {"embedder": {"model": "minilm", "query_max_len": cfg["max_len"], "passage_max_len": cfg["max_len"],
+                                                  "device": "cpu"},
+                                     "loss": {"mode": mode, "ri_start_step": 0, "temperature": cfg.get("tau", 0.05)},
+                                     "batching": {"batch_size": cfg["batch_size"], "group_size": cfg["group_size"]}, **kw})
+
+
 def worker_ab(cfg: dict) -> dict:
     "Basic and RI steps alternated in ONE process (same model, same batches): the RI overhead with the noise shared."
     import torch
     import reasonembed.training as T
+    import reasonembed.batching as Bt
     from reasonembed.models import Embedder
     if cfg.get("threads"): torch.set_num_threads(cfg["threads"])
     B, G = cfg["batch_size"], cfg["group_size"]
     n = cfg["warmup"] + cfg["steps"]
     samples = _samples(B * n, G, cfg["seed"])
-    tcs = {m: T.TrainConfig(model="minilm", mode=m, ri_start_step=0, batch_size=B, group_size=G, query_max_len=cfg["max_len"],
-                            passage_max_len=cfg["max_len"], device="cpu", lr=1e-5) for m in ("basic", "ri")}
+    tcs = {m: _train_config(cfg, m, lr=1e-5) for m in ("basic", "ri")}
     T.seed_everything(cfg["seed"])
-    emb = Embedder(tcs["basic"].embedder_config("cpu")); emb.train()
+    emb = Embedder(T.training_embedder(tcs["basic"], "cpu")); emb.train()
     named = [(k, p) for k, p in emb.model.named_parameters() if p.requires_grad]
     opt = T.make_optimizer(named, tcs["basic"])
     sizes = {samples[0].domain: (G, B)}
-    plan = T.plan_epoch(samples, sizes, 0, cfg["seed"])
+    plan = Bt.plan_epoch(samples, sizes, 0, cfg["seed"])
     times = {"basic": [], "ri": []}; cpus = {"basic": [], "ri": []}
     for k in range(n):
-        b = T.make_batch(samples, plan[k % len(plan)], cfg["seed"])
+        b = Bt.make_batch(samples, plan[k % len(plan)], cfg["seed"])
         for m in (("basic", "ri") if k % 2 == 0 else ("ri", "basic")):
             t = time.perf_counter(); c = time.process_time()
             inputs = T.tokenize_batch(emb, b, m == "ri")
-            T.forward_backward(emb, b, inputs, tcs[m], k)
+            T.forward_backward(emb, b, inputs, tcs[m].loss, k, T.Updater([p for _, p in named], opt, None))
             torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
             opt.step(); opt.zero_grad(set_to_none=True)
             if k >= cfg["warmup"]: times[m].append(time.perf_counter() - t); cpus[m].append(time.process_time() - c)
@@ -103,7 +111,8 @@ def worker_st(cfg: dict) -> dict:
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     try: from sentence_transformers.sentence_transformer import losses
     except ImportError: from sentence_transformers import losses
-    from reasonembed.core import resolve_model, seed_everything
+    from reasonembed.hub import resolve_model
+    from reasonembed.core import seed_everything
     from reasonembed.models import format_query
     torch.set_num_threads(cfg["threads"]) if cfg.get("threads") else None
     seed_everything(cfg["seed"])
@@ -111,7 +120,7 @@ def worker_st(cfg: dict) -> dict:
     samples = _samples(cfg["batch_size"] * steps, cfg["group_size"], cfg["seed"])
     model = SentenceTransformer(str(resolve_model("minilm")), device="cpu")
     model.max_seq_length = cfg["max_len"]
-    cols = {"anchor": [format_query(s.query, s.prompt) for s in samples], "positive": [s.pos[0] for s in samples]}
+    cols = {"anchor": [format_query(s.query, s.instruction) for s in samples], "positive": [s.pos[0] for s in samples]}
     for j in range(cfg["group_size"] - 1): cols[f"negative_{j + 1}"] = [s.neg[j] for s in samples]
     ds = Dataset.from_dict(cols)
     scale = 1.0 / cfg["tau"]

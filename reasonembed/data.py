@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .core import ConfigError, _check_value
+from .config import ConfigError, _check_value
 
 # %% auto #0
 __all__ = ['RECORDS', 'DataError', 'Doc', 'Query', 'Qrel', 'TrainSample', 'parse_record', 'iter_jsonl', 'read_jsonl',
@@ -49,7 +49,7 @@ class TrainSample:
     "One training query with its positives and hard negatives: ReMixer's output and the trainer's input."
     id: str
     domain: str
-    prompt: str
+    instruction: str
     query: str
     pos: list[str]
     neg: list[str] = field(default_factory=list)
@@ -60,7 +60,7 @@ class TrainSample:
     group_size: int | None = None
     batch_size: int | None = None
     meta: dict = field(default_factory=dict)
-    _nonempty: typing.ClassVar = ("id", "domain", "query", "pos")
+    _nonempty: typing.ClassVar = ("id", "domain", "query")      # a row without positives is read, and dropped (counted) by the trainer
     _text_lists: typing.ClassVar = ("pos", "neg")
 
 RECORDS = {c.__name__: c for c in (Doc, Query, Qrel, TrainSample)}

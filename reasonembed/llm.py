@@ -13,12 +13,14 @@ from typing import Any, Callable, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from .core import get_device, opt, resolve_model
+from .core import get_device
+from .config import opt
+from .hub import resolve_model
 
 # %% auto #0
 __all__ = ['BACKENDS', 'LLMError', 'SamplingParams', 'request_seed', 'cache_key', 'ResponseCache', 'Request', 'Completion',
-           'check_conversations', 'LLM', 'FunctionLLM', 'SimulatedCrash', 'crash_after', 'run_until_done',
-           'TransformersLLM', 'VLLMLLM', 'vllm_python', 'OpenAILLM', 'make_llm', 'free_port', 'vllm_server']
+           'check_conversations', 'LLM', 'FunctionLLM', 'TransformersLLM', 'VLLMLLM', 'vllm_python', 'OpenAILLM',
+           'make_llm', 'free_port', 'vllm_server']
 
 # %% ../nbs/04_llm.ipynb #c4afc9df
 class LLMError(RuntimeError):
@@ -29,7 +31,7 @@ class SamplingParams:
     "How to sample completions (shared by all backends)."
     temperature: float = opt(1.0, help="softmax temperature; 0 = greedy")
     top_p: float = opt(1.0, help="nucleus sampling mass (1 = off)")
-    top_k: int = opt(-1, help="sample among the k most likely tokens (-1 or 0 = off)")
+    top_k: int | None = opt(None, help="sample among the k most likely tokens (None = off)")
     max_tokens: int = opt(512, help="maximum new tokens per completion")
     n: int = opt(1, help="completions per conversation")
     seed: int | None = opt(None, help="sampling seed (None: not reproducible)")
@@ -41,14 +43,15 @@ class SamplingParams:
         if not 0 < self.top_p <= 1: raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1: raise ValueError(f"SamplingParams.max_tokens must be >= 1, got {self.max_tokens}")
         if self.n < 1: raise ValueError(f"SamplingParams.n must be >= 1, got {self.n}")
+        if self.top_k is not None and self.top_k < 1: raise ValueError(f"SamplingParams.top_k must be >= 1 or None (off), got {self.top_k}")
         if isinstance(self.stop, str): self.stop = [self.stop]
 
     @property
     def greedy(self) -> bool: return self.temperature == 0
 
     def key_fields(self) -> dict:
-        "What the cache key sees: every field but `n`, normalised (top_k off is always -1)."
-        return dict(temperature=float(self.temperature), top_p=float(self.top_p), top_k=int(self.top_k) if self.top_k > 0 else -1,
+        "What the cache key sees: every field but `n` (top_k off is -1 in the key, as caches written before have it)."
+        return dict(temperature=float(self.temperature), top_p=float(self.top_p), top_k=int(self.top_k or -1),
                     max_tokens=int(self.max_tokens), seed=self.seed, enable_thinking=bool(self.enable_thinking),
                     stop=list(self.stop))
 
@@ -213,32 +216,6 @@ class FunctionLLM(LLM):
             text = self.fn(r.messages, params, r.sample)
             yield r, Completion(text, sum(len(m["content"].split()) for m in r.messages), len(text.split()), "stop")
 
-# %% ../nbs/04_llm.ipynb #ffc3835e
-class SimulatedCrash(RuntimeError):
-    "Raised by `crash_after` (tests of the resume property)."
-
-def crash_after(llm: LLM, n: int) -> LLM:
-    "Make `llm` raise SimulatedCrash once `n` completions (over all its `chat` calls) have been recorded."
-    inner, seen = llm._generate, [0]
-    def _generate(requests, params):
-        for req, comp in inner(requests, params):
-            if seen[0] >= n: raise SimulatedCrash(f"simulated crash after {n} completions")
-            seen[0] += 1
-            yield req, comp
-    llm._generate = _generate
-    return llm
-
-def run_until_done(make: Callable[[], LLM], stage: Callable[[LLM], Any], crash_every: int, max_restarts: int = 100):
-    "Run `stage(make())`, crashing after every `crash_every` completions and restarting; returns (result, calls, crashes)."
-    calls = crashes = 0
-    for _ in range(max_restarts):
-        llm = crash_after(make(), crash_every)
-        try: result = stage(llm)
-        except SimulatedCrash: crashes += 1; continue
-        finally: calls += llm.usage["calls"]; llm.close()
-        return result, calls, crashes
-    raise RuntimeError(f"stage did not finish in {max_restarts} restarts")
-
 # %% ../nbs/04_llm.ipynb #3f2ef5c2
 def _filter_logits(scores, temperature: float, top_k: int, top_p: float):
     "Temperature, then top-k, then top-p (nucleus) filtering of a (rows, vocab) tensor of logits."
@@ -266,7 +243,7 @@ class _RowSampler:
     def __call__(self, input_ids, scores):
         import torch
         p = self.params
-        scores = _filter_logits(scores, p.temperature, p.top_k, p.top_p)
+        scores = _filter_logits(scores, p.temperature, p.top_k or 0, p.top_p)
         u = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device) for g in self.gens])
         return scores - torch.log(-torch.log(u.clamp_(1e-20, 1.0 - 1e-7)))
 
@@ -366,7 +343,7 @@ class VLLMLLM(LLM):
 
     def _sampling(self, params: SamplingParams, seed: int | None):
         from vllm import SamplingParams as VSP
-        return VSP(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k if params.top_k > 0 else -1,
+        return VSP(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
                    max_tokens=params.max_tokens, seed=seed, stop=list(params.stop) or None)
 
     def _completion(self, out) -> Completion:
@@ -477,7 +454,7 @@ class OpenAILLM(LLM):
         if req.seed is not None: body["seed"] = req.seed
         if params.stop: body["stop"] = list(params.stop)
         if self.server_extensions:
-            if params.top_k > 0: body["top_k"] = params.top_k
+            if params.top_k: body["top_k"] = params.top_k
             body["chat_template_kwargs"] = {"enable_thinking": params.enable_thinking}
         return {**body, **self.extra_body}
 

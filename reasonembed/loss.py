@@ -16,14 +16,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import opt, get_logger
+from .config import opt
+from .core import get_logger
 
 log = get_logger("loss")
 
 # %% auto #0
-__all__ = ['log', 'default_pos_idx', 'info_nce_per_sample', 'dist_info', 'global_pos_idx', 'gather_with_grad', 'gather_detached',
-           'RIStats', 'ri_weights', 'ri_info_nce', 'LossConfig', 'contrastive_loss', 'batch_len', 'slice_inputs',
-           'GradCache']
+__all__ = ['log', 'TEMPERATURE_BY_BACKBONE', 'default_pos_idx', 'info_nce_per_sample', 'dist_info', 'global_pos_idx',
+           'gather_with_grad', 'gather_detached', 'RIStats', 'reasoning_intensity', 'ri_weights', 'ri_info_nce',
+           'LossConfig', 'resolve_temperature', 'contrastive_loss', 'batch_len', 'slice_inputs', 'GradCache']
 
 # %% ../nbs/06_loss.ipynb #b60036cc
 def default_pos_idx(n: int, m: int, group_size: int | None = None, device=None) -> Tensor:
@@ -124,11 +125,15 @@ class RIStats:
         "Plain dict for JSON logging, keys optionally prefixed."
         return {prefix + k: v for k, v in asdict(self).items()}
 
+def reasoning_intensity(loss: Tensor, loss_reason: Tensor, eps: float = 1e-6) -> Tensor:
+    "RI = L / (L' + eps), detached, in float32: high when the raw query is hard and its reasoning makes it easy."
+    return loss.detach().float() / (loss_reason.detach().float() + eps)
+
 def ri_weights(loss: Tensor, loss_reason: Tensor, kappa: float = 5.0, eps: float = 1e-6,
                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     "Detached `(weights, ri)`: `ri = loss / (loss_reason + eps)`, weights = `clamp(ri, 0, kappa)` L1-normalised (uniform if all are 0)."
     with torch.no_grad():
-        ri = loss.detach().float() / (loss_reason.detach().float() + eps)
+        ri = reasoning_intensity(loss, loss_reason, eps)
         c = ri.clamp(0, kappa)
         m = torch.ones_like(c) if mask is None else mask.float()
         c = c * m
@@ -198,27 +203,33 @@ def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, used_ri) -> RIStats:
 class LossConfig:
     "Contrastive loss settings (Redapter's RI-InfoNCE; defaults from the authors' training script)."
     mode: Literal["ri", "basic"] = opt("ri", help="'ri': RI-InfoNCE (Redapter); 'basic': plain InfoNCE (no reasoning_query needed)")
-    temperature: float = opt(0.02, help="InfoNCE temperature tau")
+    temperature: float | None = opt(None, help="InfoNCE temperature tau; None: by backbone kind (the trainer's BACKBONE_DEFAULTS: 0.02 for decoders, as the paper)")
     kappa: float = opt(5.0, help="upper clamp of the reasoning intensity before L1 normalisation")
     ri_start_step: int = opt(100, help="optimiser steps of plain-mean warm-up before RI weighting starts")
     eps: float = opt(1e-6, help="RI = L / (L' + eps)")
     normalize: bool = opt(False, help="L2-normalise embeddings inside the loss (the embedder normalises already by default)")
-    gradcache_chunk_size: int = opt(0, help="GradCache chunk size (texts per forward); 0 turns GradCache off")
 
     def __post_init__(self):
         if self.mode not in ("ri", "basic"): raise ValueError(f"loss.mode must be 'ri' or 'basic', got {self.mode!r}")
-        if not self.temperature > 0: raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        if self.temperature is not None and not self.temperature > 0: raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
         if not self.kappa > 0: raise ValueError(f"loss.kappa must be > 0, got {self.kappa}")
-        if self.gradcache_chunk_size < 0: raise ValueError(f"loss.gradcache_chunk_size must be >= 0, got {self.gradcache_chunk_size}")
 
-def contrastive_loss(q: Tensor, p: Tensor, q_reason: Tensor | None = None, *, cfg: LossConfig | None = None,
-                     step: int = 0, group_size: int | None = None, sample_mask: Tensor | None = None,
+TEMPERATURE_BY_BACKBONE = {"decoder": 0.02,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
+                           "encoder": 0.05}   # small full-fine-tuned encoders: sentence-transformers' MNRL (scale 20)
+
+def resolve_temperature(cfg: LossConfig, is_decoder: bool) -> LossConfig:
+    "`cfg` with the temperature filled in by backbone kind when it is unset."
+    if cfg.temperature is not None: return cfg
+    return dataclasses.replace(cfg, temperature=TEMPERATURE_BY_BACKBONE["decoder" if is_decoder else "encoder"])
+
+def contrastive_loss(q: Tensor, p: Tensor, q_reason: Tensor | None = None, *, cfg: LossConfig, step: int = 0,
+                     pos_idx: Tensor | None = None, group_size: int | None = None, sample_mask: Tensor | None = None,
                      group=None) -> tuple[Tensor, RIStats]:
     "Training-step loss on local embeddings: gathers `p` across ranks (with gradient) and applies `ri_info_nce` with `cfg`."
-    cfg = cfg or LossConfig()
+    if cfg.temperature is None: raise ValueError("loss.temperature is not set (the trainer sets it by backbone kind)")
     p_all = gather_with_grad(p, group)
-    return ri_info_nce(q, q_reason, p_all, group_size=group_size, tau=cfg.temperature, kappa=cfg.kappa, step=step,
-                       ri_start_step=cfg.ri_start_step, eps=cfg.eps, mode=cfg.mode, normalize=cfg.normalize,
+    return ri_info_nce(q, q_reason, p_all, pos_idx=pos_idx, group_size=group_size, tau=cfg.temperature, kappa=cfg.kappa,
+                       step=step, ri_start_step=cfg.ri_start_step, eps=cfg.eps, mode=cfg.mode, normalize=cfg.normalize,
                        sample_mask=sample_mask, group=group)
 
 # %% ../nbs/06_loss.ipynb #d7d25449
@@ -258,10 +269,12 @@ def slice_inputs(inputs: Mapping, start: int, end: int) -> dict:
 
 class GradCache:
     "Chunked two-pass contrastive step: loss over the whole batch, activations of one chunk at a time, dropout replayed."
-    def __init__(self, embed_fn: Callable[[dict], Tensor], chunk_size: int,
-                 no_sync: Callable[[], Any] | None = None, replay_rng: bool = True):
+    def __init__(self, embed_fn: Callable[[dict], Tensor], chunk_size: int, no_sync: Callable[[], Any] | None = None,
+                 replay_rng: bool = True, backward: Callable[[Tensor, Tensor, bool], None] | None = None):
+        "`backward(emb, grad, is_last)` applies a chunk's cached gradient (default `torch.autograd.backward`; DeepSpeed's differs)."
         if chunk_size < 1: raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.embed_fn, self.chunk_size, self.no_sync, self.replay_rng = embed_fn, chunk_size, no_sync, replay_rng
+        self.backward = backward
 
     def _chunks(self, inputs):
         n = batch_len(inputs)
@@ -300,5 +313,6 @@ class GradCache:
             sync = self.no_sync is None or k == len(jobs) - 1
             with (nullcontext() if sync else self.no_sync()), (st.replay() if self.replay_rng else nullcontext()):
                 emb = self.embed_fn(slice_inputs(inp, s, e))
-                torch.autograd.backward(emb, grad_tensors=g[s:e].to(emb.dtype))
+                if self.backward is None: torch.autograd.backward(emb, grad_tensors=g[s:e].to(emb.dtype))
+                else: self.backward(emb, g[s:e].to(emb.dtype), k == len(jobs) - 1)
         return loss.detach(), aux

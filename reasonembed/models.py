@@ -17,15 +17,16 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .core import ConfigError, ModelNotAvailableError, opt, from_dict, get_device, get_logger, resolve_model
+from .config import ConfigError, opt, from_dict
+from .hub import ModelNotAvailableError, resolve_model
+from .core import get_device, get_logger
 
 log = get_logger("models")
 
 # %% auto #0
 __all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES', 'SAVED_CONFIG',
            'LoraSettings', 'EmbedderConfig', 'pool', 'st_pooling', 'transformer_folder', 'is_decoder_config',
-           'make_tiny_decoder', 'appends_eos', 'add_eos_postprocessor', 'format_query', 'remote_code', 'max_positions',
-           'Embedder']
+           'appends_eos', 'add_eos_postprocessor', 'format_query', 'remote_code', 'max_positions', 'Embedder']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -122,35 +123,6 @@ def is_decoder_config(config) -> bool:
     if any("ForCausalLM" in a or "LMHeadModel" in a for a in (getattr(config, "architectures", None) or [])) and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return True
     return mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-# %% ../nbs/02_models.ipynb #c1a04cc4
-_TINY_TEXTS = ["the quick brown fox jumps over the lazy dog", "retrieval needs reasoning about the query",
-               "embedding models pool token states into one vector", "a passage about biology, cells and genes",
-               "math problems use theorems and lemmas", "def solve(nums): return sorted(nums)",
-               "sustainable living saves energy and water", "robots use sensors and motors"]
-
-def make_tiny_decoder(out_dir, seed: int = 0, hidden_size: int = 64, num_layers: int = 2, vocab_size: int = 300,
-                      texts: list[str] | None = None) -> Path:
-    "Build a tiny random Qwen3 causal LM + BPE tokenizer (EOS/pad `<|endoftext|>`) into `out_dir`."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tk.train_from_iterator((texts or _TINY_TEXTS) * 4, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>", model_max_length=4096)
-    cfg = Qwen3Config(num_hidden_layers=num_layers, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, vocab_size=tk.get_vocab_size(),
-                      max_position_embeddings=4096, eos_token_id=tok.eos_token_id, pad_token_id=None,
-                      bos_token_id=None, tie_word_embeddings=False)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = Qwen3ForCausalLM(cfg)
-    model.save_pretrained(out_dir); tok.save_pretrained(out_dir)
-    return out_dir
 
 # %% ../nbs/02_models.ipynb #f059bae3
 def appends_eos(tokenizer) -> bool:
@@ -517,11 +489,11 @@ def enable_gradient_checkpointing(self: Embedder) -> Embedder:
 
 # %% ../nbs/02_models.ipynb #89292550
 @patch
-def saved_settings(self: Embedder, default_instruction: str | None = None) -> dict:
+def saved_settings(self: Embedder, instruction: str | None = None) -> dict:
     "The settings written to `reasonembed.json`."
     d = {k: getattr(self.config, k) for k in _SAVED_KEYS}
     d.update(pooling=self.pooling, append_eos=self.append_eos, padding_side=self.padding_side,
-             query_template=self.config.query_template, default_instruction=default_instruction, dim=self.dim,
+             query_template=self.config.query_template, instruction=instruction, dim=self.dim,
              is_decoder=self.is_decoder, base_model=str(self.base_path))
     return d
 
@@ -535,7 +507,7 @@ def _query_prompt(self: Embedder, instruction: str | None) -> str:
     return prefix
 
 @patch
-def _write_st_layout(self: Embedder, path: Path, default_instruction: str | None):
+def _write_st_layout(self: Embedder, path: Path, instruction: str | None):
     import sentence_transformers, transformers
     mods = [{"idx": 0, "name": "0", "path": "merged", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
@@ -548,7 +520,7 @@ def _write_st_layout(self: Embedder, path: Path, default_instruction: str | None
     mode = {"last": "lasttoken"}.get(self.pooling, self.pooling)
     (path / "1_Pooling" / "config.json").write_text(json.dumps({"embedding_dimension": self.dim, "pooling_mode": mode, "include_prompt": True}, indent=2))
     if self.config.normalize: (path / "2_Normalize").mkdir(exist_ok=True)
-    st_cfg = {"model_type": "SentenceTransformer", "prompts": {"query": self._query_prompt(default_instruction), "document": ""},
+    st_cfg = {"model_type": "SentenceTransformer", "prompts": {"query": self._query_prompt(instruction), "document": ""},
               "default_prompt_name": None, "similarity_fn_name": "cosine",
               "__version__": {"sentence_transformers": sentence_transformers.__version__, "transformers": transformers.__version__, "pytorch": torch.__version__}}
     (path / "config_sentence_transformers.json").write_text(json.dumps(st_cfg, indent=2))
@@ -567,11 +539,11 @@ def _save_tokenizer(self: Embedder, folder: Path):
 
 @patch
 def save(self: Embedder, path, adapter: bool = True, merged: bool = True, sentence_transformers: bool = True,
-         default_instruction: str | None = None) -> Path:
+         instruction: str | None = None) -> Path:
     "Write `path/adapter` (LoRA), `path/merged` (full model + tokenizer) and a sentence-transformers layout at `path`."
-    if sentence_transformers: self._query_prompt(default_instruction)      # fail before writing anything
+    if sentence_transformers: self._query_prompt(instruction)      # fail before writing anything
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    settings = json.dumps(self.saved_settings(default_instruction), indent=2)
+    settings = json.dumps(self.saved_settings(instruction), indent=2)
     adapter_dir = path / "adapter"
     if self.is_peft and (adapter or merged or sentence_transformers):
         tmp_adapter = adapter_dir if adapter else Path(tempfile.mkdtemp())
@@ -590,6 +562,6 @@ def save(self: Embedder, path, adapter: bool = True, merged: bool = True, senten
         else:
             self._base_model().save_pretrained(out)
         self._save_tokenizer(out); (out / SAVED_CONFIG).write_text(settings)
-    if sentence_transformers: self._write_st_layout(path, default_instruction)
+    if sentence_transformers: self._write_st_layout(path, instruction)
     (path / SAVED_CONFIG).write_text(settings)
     return path

@@ -5,21 +5,22 @@ resumable stage by stage."""
 
 # %% ../nbs/09_pipeline.ipynb #4e5ee44e
 from __future__ import annotations
-import argparse, ast, datetime as _dt, json, os, shutil, sys, time
+import ast, datetime as _dt, json, os, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
-from .core import ConfigError, load_yaml, get_logger, environment_info, _yaml_key_lines
+from .config import ConfigError, did_you_mean, from_dict, load_yaml, _yaml_key_lines
+from .core import get_logger, make_run_dir
 
 log = get_logger("pipeline")
 
 # %% auto #0
-__all__ = ['log', 'INJECTED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'Stage', 'RunConfig', 'parse_run_config',
-           'load_run_config', 'execute_stages', 'run_pipeline', 'resume_run', 'outputs_root', 'stage_dirs', 'stage_ref',
-           'md_table', 'cli_main']
+__all__ = ['log', 'INJECTED', 'MOVED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'config_blocks', 'Stage',
+           'RunConfig', 'parse_run_config', 'load_run_config', 'execute_stages', 'run_pipeline', 'resume_run',
+           'outputs_root', 'stage_dirs', 'stage_ref', 'md_table', 'run_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59e3f1ac
 def notebooks_dir() -> Path:
@@ -42,22 +43,48 @@ def find_notebook(name: str, nbs: Path | None = None) -> Path:
 
 # %% ../nbs/09_pipeline.ipynb #851d9b81
 def notebook_parameters(path) -> dict[str, Any]:
-    "Names and default values of the `parameters` cell of a notebook."
-    import nbformat
-    nb = nbformat.read(str(path), as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1: raise ConfigError(f"{path}: expected exactly one cell tagged `parameters`, found {len(cells)}")
+    "Names and default values of the `parameters` cell of a notebook (read by papermill, as it will inject them)."
+    import papermill as pm
+    try: found = pm.inspect_notebook(str(path))
+    except Exception as e: raise ConfigError(f"{path}: cannot read its parameters ({type(e).__name__}: {e})") from None
+    if not found: raise ConfigError(f"{path}: no cell tagged `parameters`")
     out = {}
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try: out[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError: out[node.targets[0].id] = ast.unparse(node.value)
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            out[node.target.id] = ast.literal_eval(node.value) if node.value is not None else None
+    for name, p in found.items():
+        try: out[name] = ast.literal_eval(p["default"])
+        except (ValueError, SyntaxError): out[name] = p["default"]
     return out
+
+def config_blocks(path) -> dict[str, str]:
+    "`{parameter: 'module.ConfigClass'}`: the parameters of a run notebook that hold a library config whole (named in their help)."
+    import papermill as pm, re
+    return {name: m.group(1) for name, p in pm.inspect_notebook(str(path)).items()
+            if (m := re.search(r"\b(reasonembed\.\w+\.\w+Config)\b", p.get("help") or ""))}
 
 # %% ../nbs/09_pipeline.ipynb #ca1d0b35
 INJECTED = ("run_dir", "stage_dir")
+
+# Profiles written before the run notebooks took library configs whole: where each old flat key went.
+MOVED = {
+    "20_synthesize": {k: f"remixer.{v}" for k, v in {
+        "corpus": "corpus", "pydoc_words": "pydoc_words", "n_sources": "n_sources", "clean": "clean", "seed": "seed",
+        "generator_backend": "generator.backend", "generator_model": "generator.model", "llm_options": "generator.options",
+        "annotator_backend": "annotator.backend", "annotator_model": "annotator.model", "annotator_options": "annotator.options",
+        "generation_max_tokens": "generation_sampling.max_tokens", "annotation_max_tokens": "annotation_sampling.max_tokens",
+        "reasoning_max_tokens": "reasoning_sampling.max_tokens", "annotation_analysis": "annotation_analysis",
+        "embedder": "miner.model", "miner_options": "miner", "strict_parsing": "strict_parsing", "search_k": "search_k",
+        "keep_k": "keep_k", "test_queries": "test_queries"}.items()},
+    "21_train": {k: f"train.{v}" for k, v in {
+        "model": "embedder.model", "mode": "loss.mode", "tau": "loss.temperature", "kappa": "loss.kappa",
+        "ri_start_step": "loss.ri_start_step", "query_max_len": "embedder.query_max_len",
+        "passage_max_len": "embedder.passage_max_len", "lora_r": "embedder.lora.r", "lora_alpha": "embedder.lora.alpha",
+        "lora_dropout": "embedder.lora.dropout", "lora_targets": "embedder.lora.target_modules",
+        "gradient_checkpointing": "embedder.gradient_checkpointing", "bf16": "embedder.dtype (bfloat16)",
+        "batch_size": "batching.batch_size", "group_size": "batching.group_size", "max_steps": "max_steps",
+        "epochs": "epochs", "lr": "lr", "warmup_ratio": "warmup_ratio", "grad_cache_chunk": "grad_cache_chunk",
+        "deepspeed": "deepspeed", "save_every": "save_every", "seed": "seed"}.items()},
+    "22_evaluate": {"query_max_len": "evaluation.query_max_len", "passage_max_len": "evaluation.passage_max_len",
+                    "batch_size": "evaluation.batch_size", "dtype": "evaluation.embedder_overrides.dtype"},
+}
 
 @dataclass
 class Stage:
@@ -81,8 +108,17 @@ def _check_param_types(stage: str, given: dict, defaults: dict, where: str):
         if not ok:
             raise ConfigError(f"{where}: stage '{stage}', key '{k}': expected {type(d).__name__} like the notebook default {d!r}, got {type(v).__name__} {v!r}")
 
+def _check_blocks(stage: str, params: dict, nb: Path, where: str):
+    "Each config block of a stage (e.g. 21_train's `train`) must be a valid config of its class."
+    import importlib
+    for name, path in config_blocks(nb).items():
+        if name not in params: continue
+        mod, cls = path.rsplit(".", 1)
+        try: from_dict(getattr(importlib.import_module(mod), cls), params[name], where=f"{where}: stage '{stage}', {name}")
+        except (ConfigError, ValueError) as e: raise ConfigError(str(e)) from None
+
 def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None, nbs: Path | None = None) -> RunConfig:
-    "Check a run config against the notebooks' parameters; errors name the file, the stage and the key."
+    "Check a run config against the notebooks' parameters and config blocks; errors name the file, the stage and the key."
     lines = lines or {}
     where = lambda k: f"{source}:{lines[k]}" if k in lines else source
     known = {"name", "stages", "output_root"}
@@ -100,12 +136,13 @@ def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None,
         defaults, params = notebook_parameters(nb), dict(spec.get("params") or {})
         for k in params:
             if k in INJECTED: raise ConfigError(f"{where('stages')}: stage '{sname}': '{k}' is set by the pipeline, not the config")
-            if k not in defaults:
-                import difflib
-                close = difflib.get_close_matches(k, list(defaults), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ConfigError(f"{where('stages')}: stage '{sname}': unknown key '{k}' for notebook {nb.name}{hint}")
+            if k in defaults: continue
+            moved = MOVED.get(nb.stem, {}).get(k)
+            if moved: raise ConfigError(f"{where('stages')}: stage '{sname}': key '{k}' moved into a config block: write it as "
+                                        f"{moved} (see configs/ for examples)")
+            raise ConfigError(f"{where('stages')}: stage '{sname}': unknown key '{k}' for notebook {nb.name}{did_you_mean(k, list(defaults))}")
         _check_param_types(sname, params, defaults, where("stages"))
+        _check_blocks(sname, params, nb, where("stages"))
         stages.append(Stage(sname, nb, params))
     return RunConfig(name=str(d.get("name", "run")), stages=stages, output_root=str(d.get("output_root", "outputs")), source=source)
 
@@ -146,12 +183,7 @@ def run_pipeline(config_path, output_root: str | None = None, name: str | None =
     "Check the config, create `outputs/<name>-<timestamp>/` and execute every stage. Returns the run directory."
     config_path = Path(config_path)
     rc = load_run_config(config_path, nbs)
-    root = Path(output_root or rc.output_root)
-    ts = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = root / f"{name or rc.name}-{ts}"
-    run_dir.mkdir(parents=True)
-    shutil.copy(config_path, run_dir / "config.yaml")
-    (run_dir / "environment.json").write_text(json.dumps(environment_info(), indent=2))
+    run_dir = make_run_dir(name or rc.name, config_path, root=output_root or rc.output_root)
     (run_dir / "run.json").write_text(json.dumps({"config": str(config_path.resolve()), "nbs": str(rc.stages[0].notebook.parent.resolve())}))
     execute_stages(rc, run_dir, progress=progress)
     return run_dir
@@ -194,23 +226,19 @@ def md_table(df, floatfmt: str = ".2f") -> str:
     return "\n".join([head, sep] + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)])
 
 # %% ../nbs/09_pipeline.ipynb #62d605de
-def cli_main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="reasonembed run", description="Run a config end to end with papermill.")
-    ap.add_argument("config", nargs="?", help="run config YAML (see configs/)")
-    ap.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    ap.add_argument("--output-root", help="parent of the run directory (default: the config's output_root)")
-    ap.add_argument("--name", help="run name (default: the config's name)")
-    ap.add_argument("--check", action="store_true", help="validate the config against the notebooks and stop")
-    a = ap.parse_args(argv)
-    try:
-        if a.resume: run_dir = resume_run(a.resume)
-        elif not a.config: ap.error("give a config file or --resume RUN_DIR")
-        elif a.check:
-            rc = load_run_config(a.config)
-            print(f"{a.config}: ok ({', '.join(s.name for s in rc.stages)})"); return 0
-        else: run_dir = run_pipeline(a.config, a.output_root, a.name)
-    except (ConfigError, RuntimeError) as e:
-        print(f"reasonembed run: {e}", file=sys.stderr); return 1
+def run_cli(
+    config: Annotated[str, "run config YAML (see configs/)", {"opt": False, "nargs": "?"}] = None,
+    resume: str = None,  # continue the run in this run folder
+    output_root: str = None,  # parent of the run folder (default: the config's output_root)
+    name: str = None,  # run name (default: the config's name)
+    check: bool = False,  # validate the config against the notebooks and stop
+):
+    "Run a config end to end with papermill, or resume a run."
+    if resume: run_dir = resume_run(resume)
+    elif not config: raise ConfigError("give a config file or --resume RUN_DIR")
+    elif check:
+        rc = load_run_config(config)
+        print(f"{config}: ok ({', '.join(s.name for s in rc.stages)})"); return
+    else: run_dir = run_pipeline(config, output_root, name)
     print(f"run finished: {run_dir}")
     if (run_dir / "report.md").exists(): print(f"report: {run_dir / 'report.md'}")
-    return 0

@@ -5,226 +5,53 @@ across devices), AdamW with linear warm-up and decay, checkpoints that resume ex
 
 # %% ../nbs/08_training.ipynb #b66715c3
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, random, shutil, sys, time
-from collections import Counter, defaultdict
+import dataclasses, json, math, os, random, shutil, sys, time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
 
-from .core import (ConfigError, opt, from_dict, from_yaml, to_dict, config_help, seed_everything,
-                              get_device, get_logger, environment_info)
-from .data import TrainSample, DataError, iter_jsonl, parse_record
+from .config import ConfigError, opt, from_dict, load_config, to_dict, config_help
+from .core import seed_everything, get_device, get_logger, environment_info
+from .data import TrainSample, DataError
+from .batching import (BatchConfig, PlannedBatch, TrainBatch, load_train_samples, make_batch, plan_epoch,
+                                  resolve_domain_sizes, usable_samples)
+from .loss import LossConfig, RIStats, GradCache, contrastive_loss, resolve_temperature
+from .models import EmbedderConfig, LoraSettings
 
 log = get_logger("training")
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_GROUP_SIZE', 'DEFAULT_BATCH_SIZE', 'PAPER_DOMAIN_SIZES', 'load_train_samples', 'demo_samples',
-           'resolve_domain_sizes', 'PlannedBatch', 'plan_epoch', 'sample_negatives', 'TrainBatch', 'make_batch',
-           'check_samples', 'TrainConfig', 'warmup_steps_for', 'linear_schedule', 'make_optimizer', 'init_distributed',
-           'allreduce_gradients', 'broadcast_parameters', 'rng_state', 'set_rng_state', 'trainable_state',
-           'load_trainable_state', 'data_fingerprint', 'checkpoints', 'save_checkpoint', 'load_checkpoint',
-           'tokenize_batch', 'batch_loss_fn', 'forward_backward', 'read_log', 'plot_training_log', 'train',
-           'apply_overrides', 'build_config', 'cli_main']
-
-# %% ../nbs/08_training.ipynb #37128f26
-DEFAULT_GROUP_SIZE, DEFAULT_BATCH_SIZE = 16, 8
-PAPER_DOMAIN_SIZES: dict[str, tuple[int, int]] = {"leetcode": (2, 64), "pony": (64, 2)}  # (group size, per-device batch), the authors' recipe
-
-def load_train_samples(paths: str | list[str]) -> tuple[list[TrainSample], list[str]]:
-    "Read TrainSample JSONL file(s): `(samples, where)`, `where[i]` = 'file:line' of sample i; ids must be unique across files."
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not paths: raise ConfigError("data: no training file given")
-    samples, where, seen = [], [], {}
-    for path in paths:
-        for n, obj in iter_jsonl(path):
-            loc = f"{path}:{n}"
-            s = parse_record(obj, TrainSample, loc)
-            if s.id in seen: raise DataError(f"{loc}: field 'id': duplicate id {s.id!r} (first at {seen[s.id]})")
-            seen[s.id] = loc
-            samples.append(s); where.append(loc)
-    if not samples: raise DataError(f"{', '.join(map(str, paths))}: no training samples")
-    return samples, where
-
-# %% ../nbs/08_training.ipynb #ffe82a3a
-def demo_samples(n: int = 32, n_neg: int = 6, domains: tuple[str, ...] = ("python",), seed: int = 0,
-                 prompt: str = "Given a Python question, retrieve passages that help answer it.",
-                 words: int = 80) -> list[TrainSample]:
-    "`n` synthetic TrainSamples from `pydoc_corpus()`: query = first sentence, pos = its passage, negs = other passages, q′ = query + hint."
-    from reasonembed.data import pydoc_corpus
-    import re
-    docs = [d for d in pydoc_corpus(words=words) if len(d.text.split()) >= 20]
-    rng = np.random.default_rng(seed)
-    picks = rng.choice(len(docs), size=min(n, len(docs)), replace=False)
-    out = []
-    for k, i in enumerate(picks):
-        text = docs[i].text
-        first = re.split(r"(?<=[.:?!])\s+", " ".join(text.split()))[0][:300]
-        others = [j for j in rng.choice(len(docs), size=n_neg + 1, replace=False) if j != i][:n_neg]
-        hint = " ".join(text.split()[5:25])
-        out.append(TrainSample(id=f"demo-{k}", domain=domains[k % len(domains)], prompt=prompt, query=first,
-                               pos=[text], neg=[docs[j].text for j in others],
-                               reasoning_query=f"{first}\nReasoning: the answer needs this: {hint}",
-                               pos_ids=[docs[i].id], neg_ids=[docs[j].id for j in others]))
-    return out
-
-# %% ../nbs/08_training.ipynb #fe75806a
-def resolve_domain_sizes(samples: list[TrainSample], where: list[str] | None = None, group_size: int | None = None,
-                         batch_size: int | None = None, domain_sizes: dict[str, list[int]] | None = None,
-                         default_group_size: int = DEFAULT_GROUP_SIZE,
-                         default_batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, tuple[int, int]]:
-    "`{domain: (group size, per-device batch size)}`: override, else the samples' fields, else `domain_sizes`, else the paper's, else defaults."
-    where = where or [f"sample {i}" for i in range(len(samples))]
-    found: dict[str, dict[str, tuple[int, str]]] = defaultdict(dict)
-    for s, w in zip(samples, where):
-        for name in ("group_size", "batch_size"):
-            v = getattr(s, name)
-            if v is None: continue
-            if v < 1: raise DataError(f"{w}: field '{name}': must be >= 1, got {v}")
-            prev = found[s.domain].get(name)
-            if prev is not None and prev[0] != v:
-                raise DataError(f"{w}: field '{name}': {v} for domain '{s.domain}', but {prev[1]} says {prev[0]}: one domain, one value")
-            found[s.domain][name] = (v, w)
-    out = {}
-    for d in sorted({s.domain for s in samples}):
-        cfg = (domain_sizes or {}).get(d)
-        if cfg is not None and (len(cfg) != 2 or min(cfg) < 1):
-            raise ConfigError(f"domain_sizes.{d}: expected [group_size, batch_size] >= 1, got {cfg}")
-        spec = PAPER_DOMAIN_SIZES.get(d)
-        sizes = []
-        for k, (name, override, default) in enumerate((("group_size", group_size, default_group_size),
-                                                        ("batch_size", batch_size, default_batch_size))):
-            if override is not None: v = override
-            elif name in found[d]: v = found[d][name][0]
-            elif cfg is not None: v = cfg[k]
-            elif spec is not None: v = spec[k]
-            else: v = default
-            sizes.append(int(v))
-        out[d] = tuple(sizes)
-    return out
-
-# %% ../nbs/08_training.ipynb #f2d2c647
-@dataclass
-class PlannedBatch:
-    "One step of an epoch plan: which samples (indices), from which domain, with which group size."
-    epoch: int
-    index: int
-    domain: str
-    group_size: int
-    samples: list[int]
-
-def plan_epoch(samples: list[TrainSample], sizes: dict[str, tuple[int, int]], epoch: int, seed: int = 0,
-               world_size: int = 1, drop_last: bool = True) -> list[PlannedBatch]:
-    "The batches of `epoch`: single-domain, `batch_size × world_size` queries each, order fixed by `(seed, epoch)`."
-    rng = np.random.default_rng([seed, epoch])
-    by_domain: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(samples): by_domain[s.domain].append(i)
-    chunks = []
-    for d in sorted(by_domain):
-        g, b = sizes[d]
-        n = b * world_size
-        perm = rng.permutation(np.array(by_domain[d]))
-        for st in range(0, len(perm), n):
-            part = perm[st:st + n].tolist()
-            if len(part) < n and (drop_last or len(part) < world_size): continue
-            chunks.append((d, g, part))
-    order = rng.permutation(len(chunks))
-    return [PlannedBatch(epoch, k, chunks[o][0], chunks[o][1], chunks[o][2]) for k, o in enumerate(order)]
-
-def sample_negatives(neg: list[str], k: int, rng: np.random.Generator) -> list[int]:
-    "Indices of `k` negatives: without repetition when `len(neg) >= k`, else all of them plus draws with repetition."
-    if k == 0: return []
-    if not neg: raise ValueError("no negatives to sample from")
-    if len(neg) >= k: return rng.choice(len(neg), size=k, replace=False).tolist()
-    return rng.permutation(len(neg)).tolist() + rng.choice(len(neg), size=k - len(neg), replace=True).tolist()
-
-# %% ../nbs/08_training.ipynb #1b9614ba
-@dataclass
-class TrainBatch:
-    "The texts of one (global or local) batch; passages are grouped: query i's positive at i*G, then its G-1 negatives."
-    epoch: int
-    index: int
-    domain: str
-    group_size: int
-    ids: list[str]
-    prompts: list[str]
-    queries: list[str]
-    reasoning_queries: list[str | None]
-    passages: list[str]
-    offset: int = 0          # index of the first query of this shard in the global batch
-    global_size: int = 0     # queries in the global batch
-
-    def __len__(self) -> int: return len(self.ids)
-
-    def shard(self, rank: int, world_size: int) -> "TrainBatch":
-        "Rank `rank`'s slice (as even as possible, in rank order) of this global batch."
-        if world_size == 1: return self
-        bounds = np.cumsum([0] + [len(a) for a in np.array_split(np.arange(len(self)), world_size)])
-        a, b = int(bounds[rank]), int(bounds[rank + 1])
-        g = self.group_size
-        return dataclasses.replace(self, ids=self.ids[a:b], prompts=self.prompts[a:b], queries=self.queries[a:b],
-                                   reasoning_queries=self.reasoning_queries[a:b], passages=self.passages[a * g:b * g],
-                                   offset=a, global_size=len(self))
-
-    def shard_sizes(self, world_size: int) -> list[int]:
-        return [len(a) for a in np.array_split(np.arange(self.global_size or len(self)), world_size)]
-
-def make_batch(samples: list[TrainSample], planned: PlannedBatch, seed: int = 0) -> TrainBatch:
-    "Draw each query's positive and G-1 negatives (generator seeded by `(seed, epoch, index)`)."
-    rng = np.random.default_rng([seed, planned.epoch, planned.index, 7])
-    g = planned.group_size
-    ids, prompts, queries, rqs, passages = [], [], [], [], []
-    for i in planned.samples:
-        s = samples[i]
-        passages.append(s.pos[int(rng.integers(len(s.pos)))])
-        passages += [s.neg[j] for j in sample_negatives(s.neg, g - 1, rng)]
-        ids.append(s.id); prompts.append(s.prompt); queries.append(s.query); rqs.append(s.reasoning_query)
-    return TrainBatch(planned.epoch, planned.index, planned.domain, g, ids, prompts, queries, rqs, passages,
-                      0, len(ids))
-
-# %% ../nbs/08_training.ipynb #f5c818df
-def check_samples(samples: list[TrainSample], sizes: dict[str, tuple[int, int]], mode: str = "ri",
-                  where: list[str] | None = None) -> None:
-    "Raise DataError for the first sample that cannot be trained on: no `reasoning_query` in RI mode, no negatives with G > 1."
-    where = where or [f"sample {i}" for i in range(len(samples))]
-    for s, w in zip(samples, where):
-        if mode == "ri" and not (s.reasoning_query and s.reasoning_query.strip()):
-            raise DataError(f"{w}: sample '{s.id}' has no field 'reasoning_query' (q'), which mode 'ri' needs; "
-                            f"add it to the data or train with mode: basic")
-        if sizes[s.domain][0] > 1 and not s.neg:
-            raise DataError(f"{w}: sample '{s.id}' has no negatives ('neg'), but domain '{s.domain}' uses group size {sizes[s.domain][0]}")
+__all__ = ['log', 'LR_BY_BACKBONE', 'TrainConfig', 'resolve_for_backbone', 'training_embedder', 'warmup_steps_for',
+           'linear_schedule', 'make_optimizer', 'init_distributed', 'allreduce_gradients', 'broadcast_parameters',
+           'rng_state', 'set_rng_state', 'trainable_state', 'load_trainable_state', 'data_fingerprint', 'checkpoints',
+           'save_checkpoint', 'load_checkpoint', 'tokenize_batch', 'batch_loss_fn', 'Updater', 'DeepSpeedUpdater',
+           'forward_backward', 'read_log', 'plot_training_log', 'train', 'train_cli']
 
 # %% ../nbs/08_training.ipynb #0771bce2
-from .models import LoraSettings, EmbedderConfig
+LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
+                  "encoder": 2e-5}   # small full-fine-tuned encoders: sentence-transformers' default
 
 @dataclass
 class TrainConfig:
-    "A training run (Redapter): data, model, loss, optimiser, batching, checkpoints and logging."
-    data: list[str] | str = opt([], help="training JSONL file(s) of TrainSample rows")
+    "A training run (Redapter): data, the embedder, loss and batching configs, optimiser, checkpoints and logging."
+    data: list[str] | str = opt([], help="training data: JSONL file(s) or folder(s) (ours or the released layout), or a hub dataset "
+                                         "id in the released layout (hanhainebula/reason-embed-data)")
+    domains: list[str] = opt([], help="train on these domains only (default: every domain in the data)")
     output_dir: str | None = opt(None, help="run folder (checkpoints, logs, model); None: outputs/train-<timestamp>")
-    # model
-    model: str = opt("minilm", help="start point: short name, local folder or hub id")
-    pooling: Literal["auto", "mean", "cls", "last"] = opt("auto", help="'auto': 'last' for decoders, else the folder's pooling")
-    normalize: bool = opt(True, help="L2-normalise embeddings (cosine similarity)")
-    query_template: str | None = opt(None, help="query format; None: 'Instruct: {instruction}\\nQuery: {query}'")
-    query_max_len: int = opt(512, help="max tokens of queries and q' in training")
-    passage_max_len: int = opt(512, help="max tokens of passages in training")
-    weights_dtype: Literal["float32", "bfloat16", "float16"] | None = opt(None, help="dtype of the loaded weights; None: float32, except a frozen LoRA base on GPU with bf16 (bfloat16)")
-    device: str = opt("auto", help="'auto', 'cpu', 'cuda' (under torchrun: cuda:LOCAL_RANK)")
-    gradient_checkpointing: bool = opt(False, help="recompute activations in backward")
-    lora: LoraSettings | None = opt(None, help="LoRA settings {r, alpha, dropout, target_modules}; None: full fine-tuning")
-    # loss
-    mode: Literal["ri", "basic"] = opt("ri", help="'ri': RI-InfoNCE (needs reasoning_query); 'basic': plain InfoNCE")
-    tau: float = opt(0.02, help="InfoNCE temperature")
-    kappa: float = opt(5.0, help="RI clamp before L1 normalisation")
-    ri_start_step: int = opt(100, help="optimiser steps of plain-mean warm-up before RI weighting")
-    # optimiser
-    lr: float = opt(1e-4, help="peak learning rate (AdamW)")
+    embedder: EmbedderConfig = opt(help="the model trained: start point, pooling, lengths (512 in the paper), dtype "
+                                        "(bfloat16: bf16 autocast), lora, gradient_checkpointing, device",
+                                   default_factory=lambda: EmbedderConfig(model="minilm"))
+    loss: LossConfig = opt(help="mode (ri | basic), temperature, kappa, ri_start_step, eps", default_factory=LossConfig)
+    batching: BatchConfig = opt(help="batch_size, group_size, domain_sizes, drop_last", default_factory=BatchConfig)
+    # optimiser and schedule
+    lr: float | None = opt(None, help="peak learning rate (AdamW); None: by backbone kind (LR_BY_BACKBONE: decoder 1e-4, encoder 2e-5)")
     warmup_ratio: float = opt(0.1, help="fraction of the steps with linear warm-up (then linear decay to 0)")
     warmup_steps: int | None = opt(None, help="warm-up steps; overrides warmup_ratio")
     weight_decay: float = opt(0.0, help="AdamW weight decay (not on biases and norms)")
@@ -234,16 +61,8 @@ class TrainConfig:
     epochs: int = opt(1, help="passes over the data (ignored when max_steps > 0)")
     max_steps: int = opt(0, help="optimiser steps of the schedule; 0: epochs x steps per epoch")
     stop_at: int | None = opt(None, help="stop after this step (checkpointed) without shortening the schedule; resume later")
-    # batching
-    batch_size: int | None = opt(None, help="per-device batch size for every domain (overrides samples and domain_sizes)")
-    group_size: int | None = opt(None, help="group size G for every domain (overrides samples and domain_sizes)")
-    domain_sizes: dict[str, list[int]] = opt({}, help="per-domain [group_size, per-device batch]; the paper's values for leetcode/pony when absent")
-    default_group_size: int = opt(DEFAULT_GROUP_SIZE, help="group size of domains set nowhere else")
-    default_batch_size: int = opt(DEFAULT_BATCH_SIZE, help="per-device batch of domains set nowhere else")
-    drop_last: bool = opt(True, help="drop each domain's last incomplete batch")
     grad_cache_chunk: int = opt(0, help="GradCache chunk size (texts per forward); 0: off")
-    # precision, seeds, parallelism
-    bf16: bool = opt(False, help="bf16 autocast (CPU and CUDA); master weights stay float32")
+    # seeds and parallelism
     seed: int = opt(42, help="seed of model init, sampling and shuffling")
     deepspeed: str | None = opt(None, help="DeepSpeed config (JSON/YAML) for ZeRO; needs the deepspeed package")
     num_workers: int = opt(1, help="background threads preparing the next batch (0: inline)")
@@ -256,45 +75,48 @@ class TrainConfig:
     plot: bool = opt(True, help="write training_curves.png at the end")
     save_model: bool = opt(True, help="export the final model with Embedder.save (adapter, merged, sentence-transformers)")
     save_merged: bool = opt(True, help="export: merged full model (and the sentence-transformers layout)")
-    default_instruction: str | None = opt(None, help="export: the sentence-transformers query prompt; None: the data's prompt if there is only one")
+    instruction: str | None = opt(None, help="export: the instruction of the sentence-transformers query prompt; None: the data's, if it has one")
 
     def __post_init__(self):
         if isinstance(self.data, (str, os.PathLike)): self.data = [str(self.data)]
-        if isinstance(self.lora, dict): self.lora = from_dict(LoraSettings, self.lora, where="lora")
-        checks = [(self.mode in ("ri", "basic"), f"mode must be 'ri' or 'basic', got {self.mode!r}"),
-                  (self.tau > 0, f"tau must be > 0, got {self.tau}"), (self.kappa > 0, f"kappa must be > 0, got {self.kappa}"),
-                  (self.lr > 0, f"lr must be > 0, got {self.lr}"), (0 <= self.warmup_ratio <= 1, f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}"),
+        checks = [(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
+                  (0 <= self.warmup_ratio <= 1, f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}"),
                   (self.max_grad_norm >= 0, "max_grad_norm must be >= 0"), (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
                   (self.max_steps >= 0, "max_steps must be >= 0"), (self.grad_cache_chunk >= 0, "grad_cache_chunk must be >= 0"),
                   (self.save_every >= 0, "save_every must be >= 0"), (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
-                  (self.batch_size is None or self.batch_size >= 1, "batch_size must be >= 1"),
-                  (self.group_size is None or self.group_size >= 1, "group_size must be >= 1"),
                   (len(self.adam_betas) == 2, "adam_betas needs two numbers"), (self.num_workers >= 0, "num_workers must be >= 0"),
                   (self.stop_at is None or self.stop_at >= 1, "stop_at must be >= 1")]
         for ok, msg in checks:
             if not ok: raise ConfigError(f"TrainConfig: {msg}")
 
-    def embedder_config(self, device: str | None = None) -> EmbedderConfig:
-        "The EmbedderConfig this run trains."
-        dev = device or self.device
-        wd = self.weights_dtype
-        if wd is None:
-            wd = "bfloat16" if (self.lora is not None and self.bf16 and get_device(dev).type == "cuda") else "float32"
-        return EmbedderConfig(model=self.model, pooling=self.pooling, normalize=self.normalize, query_template=self.query_template,
-                              query_max_len=self.query_max_len, passage_max_len=self.passage_max_len,
-                              dtype="bfloat16" if self.bf16 else "float32", weights_dtype=wd, device=dev,
-                              gradient_checkpointing=self.gradient_checkpointing, lora=self.lora)
+# %% ../nbs/08_training.ipynb #a27d6ec8
+def resolve_for_backbone(cfg: TrainConfig, is_decoder: bool) -> TrainConfig:
+    "`cfg` with `lr` and `loss.temperature` filled in by backbone kind where unset (logged)."
+    kind = "decoder" if is_decoder else "encoder"
+    lr = cfg.lr if cfg.lr is not None else LR_BY_BACKBONE[kind]
+    loss = resolve_temperature(cfg.loss, is_decoder)
+    chosen = [f"{k} {v}" for k, v, given in (("lr", lr, cfg.lr), ("loss.temperature", loss.temperature, cfg.loss.temperature)) if given is None]
+    if chosen: log.info(f"{' and '.join(chosen)}: the defaults for a {kind} backbone (set them in the config to override)")
+    return dataclasses.replace(cfg, lr=lr, loss=loss)
+
+def training_embedder(cfg: TrainConfig, device: str | None = None) -> EmbedderConfig:
+    "The embedder config a run trains: on `device`, float32 weights except a frozen LoRA base under bf16 on a GPU."
+    e = cfg.embedder
+    dev = device or e.device
+    wd = e.weights_dtype
+    if wd is None:
+        bf16 = e.dtype == "bfloat16" or (e.dtype == "auto" and get_device(dev).type == "cuda")
+        wd = "bfloat16" if (e.lora is not None and bf16 and get_device(dev).type == "cuda") else "float32"
+    return dataclasses.replace(e, device=dev, weights_dtype=wd)
 
 # %% ../nbs/08_training.ipynb #11ef18f9
 def warmup_steps_for(cfg: TrainConfig, total_steps: int) -> int:
     return cfg.warmup_steps if cfg.warmup_steps is not None else int(math.ceil(cfg.warmup_ratio * total_steps))
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    "Linear warm-up over `warmup` steps, then linear decay to 0 at step `total`."
-    def f(step: int) -> float:
-        if step < warmup: return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
+    "Linear warm-up from 0 over `warmup` steps, then linear decay to 0 at step `total`: transformers' schedule, as the authors' Trainer uses."
+    from transformers import get_linear_schedule_with_warmup
+    return get_linear_schedule_with_warmup(optimizer, warmup, total)
 
 def make_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], cfg: TrainConfig) -> torch.optim.AdamW:
     "AdamW with weight decay on matrices only."
@@ -381,18 +203,20 @@ def checkpoints(output_dir) -> list[Path]:
     return sorted(cps, key=lambda p: int(p.name.split("-")[1]))
 
 def save_checkpoint(output_dir, step: int, model: torch.nn.Module, optimizer, scheduler, state: dict,
-                    rank: int = 0, world_size: int = 1, keep: int = 2) -> Path:
-    "Write `checkpoints/step-<step>/` atomically (rank 0 writes weights and optimiser, each rank its RNG)."
+                    rank: int = 0, world_size: int = 1, keep: int = 2, engine=None) -> Path:
+    """Write `checkpoints/step-<step>/` atomically: rank 0 the trainable weights and the optimiser + scheduler (under
+    DeepSpeed: the engine's own checkpoint, written by every rank), each rank its RNG."""
     root = Path(output_dir) / "checkpoints"
     final, tmpd = root / f"step-{step}", root / f"step-{step}.tmp"
     if rank == 0:
         shutil.rmtree(tmpd, ignore_errors=True); tmpd.mkdir(parents=True)
     if world_size > 1: dist.barrier()
     torch.save(rng_state(), tmpd / f"rng-rank{rank}.pt")
+    if engine is not None: engine.save_checkpoint(str(tmpd / "deepspeed"), tag="state", exclude_frozen_parameters=True)
     if rank == 0:
         from safetensors.torch import save_file
         save_file({n: t.contiguous() for n, t in trainable_state(model).items()}, str(tmpd / "trainable.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmpd / "optimizer.pt")
+        if engine is None: torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmpd / "optimizer.pt")
     if world_size > 1: dist.barrier()
     if rank == 0:
         (tmpd / "state.json").write_text(json.dumps({**state, "step": step, "world_size": world_size}, indent=2))
@@ -401,59 +225,88 @@ def save_checkpoint(output_dir, step: int, model: torch.nn.Module, optimizer, sc
     if world_size > 1: dist.barrier()
     return final
 
-def load_checkpoint(path, model: torch.nn.Module, optimizer, scheduler, rank: int = 0) -> dict:
-    "Restore weights, optimiser, scheduler and this rank's RNG from `path`; returns its state.json."
+def load_checkpoint(path, model: torch.nn.Module, optimizer, scheduler, rank: int = 0, engine=None) -> dict:
+    "Restore weights, optimiser, scheduler (or the DeepSpeed engine) and this rank's RNG from `path`; returns its state.json."
     from safetensors.torch import load_file
     path = Path(path)
     state = json.loads((path / "state.json").read_text())
-    load_trainable_state(model, load_file(str(path / "trainable.safetensors")), where=str(path))
-    opt_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(opt_sd["optimizer"]); scheduler.load_state_dict(opt_sd["scheduler"])
+    if engine is not None:
+        if not (path / "deepspeed").is_dir():
+            raise ConfigError(f"{path}: written without DeepSpeed, now run with it; resume with the same setting or use a new output_dir")
+        engine.load_checkpoint(str(path / "deepspeed"), tag="state", load_module_strict=False)
+    else:
+        if not (path / "optimizer.pt").exists():
+            raise ConfigError(f"{path}: written by a DeepSpeed run; resume it with the same deepspeed config or use a new output_dir")
+        load_trainable_state(model, load_file(str(path / "trainable.safetensors")), where=str(path))
+        opt_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+        optimizer.load_state_dict(opt_sd["optimizer"]); scheduler.load_state_dict(opt_sd["scheduler"])
     rng_file = path / f"rng-rank{rank}.pt"
     if not rng_file.exists(): raise ConfigError(f"{path}: no RNG state for rank {rank} (saved with world size {state.get('world_size')})")
     set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
     return state
 
 # %% ../nbs/08_training.ipynb #f421773f
-from .loss import ri_info_nce, gather_with_grad, GradCache, RIStats
-
 def tokenize_batch(emb, batch: TrainBatch, need_reason: bool) -> dict:
     "Tokenized queries (with instruction), q′ (same instruction) and passages of a (local) batch."
-    q = [emb.format_query(x, p) for x, p in zip(batch.queries, batch.prompts)]
+    q = [emb.format_query(x, i) for x, i in zip(batch.queries, batch.instructions)]
     out = {"q": emb.tokenize(q, True), "p": emb.tokenize(batch.passages, False), "qr": None}
     if need_reason:
-        missing = [i for i, r in zip(batch.ids, batch.reasoning_queries) if not r]
-        if missing: raise DataError(f"sample '{missing[0]}' has no 'reasoning_query', which mode 'ri' needs")
-        out["qr"] = emb.tokenize([emb.format_query(r, p) for r, p in zip(batch.reasoning_queries, batch.prompts)], True)
+        out["qr"] = emb.tokenize([emb.format_query(r, i) for r, i in zip(batch.reasoning_queries, batch.instructions)], True)
     return out
 
-def batch_loss_fn(batch: TrainBatch, cfg: TrainConfig, step: int, world_size: int = 1, rank: int = 0):
-    "`loss_fn(q, p, q_reason=None) -> (loss, RIStats)` for this local batch: passages gathered over ranks, positives at global offsets."
-    g = batch.group_size
-    sizes = batch.shard_sizes(world_size) if world_size > 1 else [len(batch)]
+def batch_loss_fn(batch: TrainBatch, loss: LossConfig, step: int):
+    "`loss_fn(q, p, q_reason=None) -> (loss, RIStats)` for this local batch: its positives at their global positions."
     def loss_fn(q, p, q_reason=None):
-        p_all = gather_with_grad(p) if world_size > 1 else p
-        pos_idx = (batch.offset + torch.arange(len(batch), device=q.device)) * g
-        return ri_info_nce(q, q_reason, p_all, pos_idx=pos_idx, tau=cfg.tau, kappa=cfg.kappa, step=step,
-                           ri_start_step=cfg.ri_start_step, mode=cfg.mode, distributed=world_size > 1)
+        pos_idx = (batch.offset + torch.arange(len(batch), device=q.device)) * batch.group_size
+        return contrastive_loss(q, p, q_reason, cfg=loss, step=step, pos_idx=pos_idx)
     return loss_fn
 
-def forward_backward(emb, batch: TrainBatch, inputs: dict, cfg: TrainConfig, step: int, world_size: int = 1,
-                     rank: int = 0, backward=None) -> tuple[float, RIStats]:
+# %% ../nbs/08_training.ipynb #7c27e479
+class Updater:
+    "Gradients averaged over ranks, clipped, then one AdamW + schedule step."
+    def __init__(self, params: list, optimizer, scheduler, world_size: int = 1, max_grad_norm: float = 1.0):
+        self.params, self.optimizer, self.scheduler, self.world, self.max_norm = params, optimizer, scheduler, world_size, max_grad_norm
+    @property
+    def lr(self) -> float: return self.optimizer.param_groups[0]["lr"]
+    def backward(self, loss): loss.backward()
+    def chunk_backward(self, emb, grad, is_last: bool): torch.autograd.backward(emb, grad_tensors=grad)
+    def step(self) -> float:
+        "Apply the accumulated gradients; returns the gradient norm before clipping."
+        allreduce_gradients(self.params, self.world)
+        gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_norm if self.max_norm > 0 else float("inf")))
+        self.optimizer.step(); self.scheduler.step(); self.optimizer.zero_grad(set_to_none=True)
+        return gnorm
+
+class DeepSpeedUpdater(Updater):
+    "The DeepSpeed engine reduces, clips and steps; GradCache's chunks are one step (the boundary at the last)."
+    def __init__(self, engine):
+        self.engine = engine
+    @property
+    def lr(self) -> float: return self.engine.get_lr()[0]
+    def backward(self, loss):
+        self.engine.set_gradient_accumulation_boundary(True); self.engine.backward(loss)
+    def chunk_backward(self, emb, grad, is_last: bool):
+        self.engine.set_gradient_accumulation_boundary(is_last); self.engine.backward((emb * grad).sum())
+    def step(self) -> float:
+        self.engine.step()
+        g = self.engine.get_global_grad_norm()
+        return float("nan") if g is None else float(g)
+
+def forward_backward(emb, batch: TrainBatch, inputs: dict, loss: LossConfig, step: int, updater: Updater,
+                     grad_cache_chunk: int = 0) -> tuple[float, RIStats]:
     "Embed, compute the loss and accumulate gradients (plain or GradCache); returns `(loss value, stats)`."
-    loss_fn = batch_loss_fn(batch, cfg, step, world_size, rank)
-    if cfg.grad_cache_chunk > 0:
-        gc = GradCache(emb.embed_tokens, cfg.grad_cache_chunk)
-        loss, stats = gc.step(inputs["q"], inputs["p"], loss_fn, q_reason_inputs=inputs["qr"])
-        return float(loss), stats
-    q = emb.embed_tokens(inputs["q"])
-    p = emb.embed_tokens(inputs["p"])
+    loss_fn = batch_loss_fn(batch, loss, step)
+    if grad_cache_chunk > 0:
+        gc = GradCache(emb.embed_tokens, grad_cache_chunk, backward=updater.chunk_backward)
+        value, stats = gc.step(inputs["q"], inputs["p"], loss_fn, q_reason_inputs=inputs["qr"])
+        return float(value), stats
+    q, p = emb.embed_tokens(inputs["q"]), emb.embed_tokens(inputs["p"])
     qr = None
     if inputs["qr"] is not None:
         with torch.no_grad(): qr = emb.embed_tokens(inputs["qr"])
-    loss, stats = loss_fn(q, p, q_reason=qr)
-    (backward or (lambda l: l.backward()))(loss)
-    return float(loss.detach()), stats
+    value, stats = loss_fn(q, p, q_reason=qr)
+    updater.backward(value)
+    return float(value.detach()), stats
 
 # %% ../nbs/08_training.ipynb #549c23b4
 def read_log(path) -> list[dict]:
@@ -494,133 +347,145 @@ def _clean(v):
 
 # %% ../nbs/08_training.ipynb #fada5632
 def _output_dir(cfg: TrainConfig, rank: int, world_size: int) -> Path:
-    if cfg.output_dir: out = Path(cfg.output_dir)
-    else:
-        import datetime as _dt
-        ts = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        if world_size > 1:   # every rank must use the same folder
-            obj = [ts]; dist.broadcast_object_list(obj, 0); ts = obj[0]
-        out = Path("outputs") / f"train-{ts}"
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        (out / "environment.json").write_text(json.dumps(environment_info(), indent=2))
+    "The run folder (the config's, else a new `outputs/train-<timestamp>`; one for all ranks), with its config and environment."
+    from reasonembed.core import run_timestamp, write_run_files
+    ts = [run_timestamp()]
+    if world_size > 1: dist.broadcast_object_list(ts, 0)       # every rank must use the same folder
+    out = Path(cfg.output_dir) if cfg.output_dir else Path("outputs") / f"train-{ts[0]}"
+    if rank == 0: write_run_files(out, cfg)
     if world_size > 1: dist.barrier()
     return out
 
-_RESUME_KEYS = ("model", "pooling", "lora", "mode", "seed", "batch_size", "group_size", "domain_sizes", "drop_last",
-                "default_group_size", "default_batch_size", "query_template")
+_RESUME_KEYS = ("embedder.model", "embedder.pooling", "embedder.lora", "embedder.query_template", "loss.mode", "seed",
+                "batching")
 
 def _check_resume(cfg: TrainConfig, state: dict, fingerprint: str, world_size: int, path: Path):
-    old = state.get("config", {})
-    diff = [k for k in _RESUME_KEYS if k in old and old[k] != to_dict(cfg).get(k)]
+    "Refuse to resume a checkpoint written by another run (model, mode, seed, batching, data, ranks)."
+    def get(d, key):
+        for k in key.split("."): d = (d or {}).get(k)
+        return d
+    old, new = state.get("config", {}), to_dict(cfg)
+    diff = [k for k in _RESUME_KEYS if get(old, k) != get(new, k)]
     if diff: raise ConfigError(f"{path}: cannot resume: the checkpoint was written with other {diff} "
-                               f"({', '.join(f'{k}={old[k]!r}' for k in diff)}); use a new output_dir or resume: false")
+                               f"({', '.join(f'{k}={get(old, k)!r}' for k in diff)}); use a new output_dir or resume: false")
     if state.get("data_fingerprint") != fingerprint:
         raise ConfigError(f"{path}: cannot resume: the training data (ids/order) differ from the checkpoint's")
     if state.get("world_size", 1) != world_size:
         raise ConfigError(f"{path}: cannot resume: saved with {state.get('world_size')} ranks, now {world_size}")
 
-def _make_deepspeed(cfg: TrainConfig, emb, params, optimizer, scheduler):
-    "Wrap the model with DeepSpeed (ZeRO); clear error when the package is missing."
-    try: import deepspeed
+def _make_deepspeed(cfg: TrainConfig, emb, params, optimizer, scheduler, device: str):
+    "Wrap the model with DeepSpeed (ZeRO), our AdamW and schedule inside; a clear error when the package is missing."
+    try: import deepspeed, deepspeed.ops
     except ImportError:
         raise ConfigError(f"deepspeed: {cfg.deepspeed} was given, but the 'deepspeed' package is not installed "
-                          f"(pip install deepspeed on a GPU machine), or remove the deepspeed key") from None
+                          f"(pip install deepspeed), or remove the deepspeed key") from None
     p = Path(cfg.deepspeed)
     if not p.exists(): raise ConfigError(f"deepspeed: config file {p} not found")
     ds_cfg = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
     ds_cfg.setdefault("train_micro_batch_size_per_gpu", 1); ds_cfg.setdefault("gradient_accumulation_steps", 1)
     ds_cfg.setdefault("gradient_clipping", cfg.max_grad_norm or 0.0)
-    if cfg.bf16: ds_cfg.setdefault("bf16", {"enabled": True})
-    engine, optimizer, _, scheduler = deepspeed.initialize(model=emb.model, model_parameters=params, optimizer=optimizer,
-                                                           lr_scheduler=scheduler, config=ds_cfg)
-    return engine, optimizer, scheduler
+    bf16 = emb.compute_dtype == torch.bfloat16
+    ds_cfg["bf16"] = {**ds_cfg.get("bf16", {}), "enabled": bool(bf16 and ds_cfg.get("bf16", {}).get("enabled", True))}
+    if not torch.cuda.is_available():          # CPU: no g++ build of DeepSpeed's shared-memory op; gloo
+        deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+    if not dist.is_initialized():              # a single process: DeepSpeed wants a process group of one
+        os.environ.setdefault("RANK", "0"); os.environ.setdefault("LOCAL_RANK", "0"); os.environ.setdefault("WORLD_SIZE", "1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        if "MASTER_PORT" not in os.environ:
+            import socket
+            with socket.socket() as s: s.bind(("127.0.0.1", 0)); os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+        deepspeed.init_distributed(dist_backend="nccl" if str(device).startswith("cuda") else "gloo")
+    engine, _, _, _ = deepspeed.initialize(model=emb.model, model_parameters=params, optimizer=optimizer,
+                                           lr_scheduler=scheduler, config=ds_cfg)
+    return engine
+
+# %% ../nbs/08_training.ipynb #7c41bde9
+def _training_data(cfg: TrainConfig, samples: list[TrainSample] | None):
+    "`(samples, where, sizes)` a run trains on: read, sized per domain, unusable rows dropped and counted."
+    if samples is None: samples, where = load_train_samples(cfg.data, cfg.domains or None)
+    else: where = [f"<samples>[{i}] (id {s.id!r})" for i, s in enumerate(samples)]
+    sizes = resolve_domain_sizes(samples, where, cfg.batching)
+    samples, where, _ = usable_samples(samples, sizes, cfg.loss.mode, where)
+    return samples, where, sizes
+
+def _log_row(step: int, gb: TrainBatch, loss: float, stats: RIStats, lr: float, gnorm: float, dt: float) -> dict:
+    return {"step": step, "epoch": gb.epoch, "batch": gb.index, "domain": gb.domain, "loss": loss,
+            **{k: _clean(v) for k, v in stats.as_dict().items()}, "lr": lr, "grad_norm": _clean(gnorm),
+            "queries": len(gb), "passages": len(gb.passages), "samples_per_s": len(gb) / max(dt, 1e-9), "time": round(time.time(), 3)}
+
+def _export(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path):
+    "The trained model: LoRA adapter, merged weights and a sentence-transformers layout with the data's instruction."
+    instructions = {s.instruction for s in samples}
+    inst = cfg.instruction or (instructions.pop() if len(instructions) == 1 else None)
+    emb.eval()
+    emb.save(out / "model", adapter=True, merged=cfg.save_merged, sentence_transformers=cfg.save_merged, instruction=inst)
+    log.info(f"model saved to {out / 'model'}")
 
 def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | None = None) -> Path:
     "Train an embedder with (RI-)InfoNCE as `config` says; returns the output folder. `samples` replaces `config.data`."
     cfg = config if isinstance(config, TrainConfig) else (
-        from_yaml(TrainConfig, config) if isinstance(config, (str, Path)) else from_dict(TrainConfig, dict(config), where="train"))
+        load_config(TrainConfig, config) if isinstance(config, (str, Path)) else from_dict(TrainConfig, dict(config), where="train"))
     from reasonembed.models import Embedder
     from tqdm.auto import tqdm
-    # data first: errors before any model is loaded
-    if samples is None: samples, where = load_train_samples(cfg.data)
-    else: where = [f"<samples>[{i}] (id {s.id!r})" for i, s in enumerate(samples)]
-    sizes = resolve_domain_sizes(samples, where, cfg.group_size, cfg.batch_size, cfg.domain_sizes,
-                                 cfg.default_group_size, cfg.default_batch_size)
-    check_samples(samples, sizes, cfg.mode, where)
-    rank, world, device = init_distributed(cfg.device)
-    if cfg.grad_cache_chunk and cfg.deepspeed: raise ConfigError("grad_cache_chunk and deepspeed cannot be combined (GradCache runs its own backward)")
-    out = _output_dir(cfg, rank, world)
-    spe = len(plan_epoch(samples, sizes, 0, cfg.seed, world, cfg.drop_last))
+    samples, where, sizes = _training_data(cfg, samples)      # data first: errors before any model is loaded
+    rank, world, device = init_distributed(cfg.embedder.device)
+    spe = len(plan_epoch(samples, sizes, 0, cfg.seed, world, cfg.batching.drop_last))
     if spe == 0: raise ConfigError(f"no full batch: every domain has fewer samples than batch_size x world_size "
-                                   f"({ {d: b * world for d, (g, b) in sizes.items()} }); lower batch_size or set drop_last: false")
+                                   f"({ {d: b * world for d, (g, b) in sizes.items()} }); lower batch_size or set batching.drop_last: false")
     total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
     stop = min(total, cfg.stop_at or total)
-    # model, optimiser, schedule (same seed on every rank: identical LoRA init)
-    seed_everything(cfg.seed)
-    emb = Embedder(cfg.embedder_config(device))
+    seed_everything(cfg.seed)                                  # same seed on every rank: identical LoRA init
+    emb = Embedder(training_embedder(cfg, device))
+    cfg = resolve_for_backbone(cfg, emb.is_decoder)
+    out = _output_dir(cfg, rank, world)
     emb.train()
     named = [(n, p) for n, p in emb.model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
-    if not params: raise ConfigError(f"model {cfg.model}: no trainable parameters")
+    if not params: raise ConfigError(f"model {cfg.embedder.model}: no trainable parameters")
     if world > 1: broadcast_parameters(params)
     optimizer = make_optimizer(named, cfg)
     scheduler = linear_schedule(optimizer, warmup_steps_for(cfg, total), total)
-    engine = None
-    if cfg.deepspeed: engine, optimizer, scheduler = _make_deepspeed(cfg, emb, params, optimizer, scheduler)
-    seed_everything(cfg.seed + 1000 * rank + 1)   # dropout streams differ between ranks
+    engine = _make_deepspeed(cfg, emb, params, optimizer, scheduler, device) if cfg.deepspeed else None
+    updater = DeepSpeedUpdater(engine) if engine is not None else Updater(params, optimizer, scheduler, world, cfg.max_grad_norm)
+    seed_everything(cfg.seed + 1000 * rank + 1)                # dropout streams differ between ranks
     fingerprint = data_fingerprint(samples)
     step, log_path = 0, out / "train_log.jsonl"
     cps = checkpoints(out) if cfg.resume else []
     if cps:
-        if engine is not None: raise ConfigError("resume with deepspeed is not supported yet; start a new output_dir")
         state = json.loads((cps[-1] / "state.json").read_text())
         _check_resume(cfg, state, fingerprint, world, cps[-1])
-        load_checkpoint(cps[-1], emb.model, optimizer, scheduler, rank)
+        load_checkpoint(cps[-1], emb.model, optimizer, scheduler, rank, engine)
         step = int(state["step"])
         if rank == 0: log.info(f"resumed from {cps[-1]} (step {step} of {total})")
     elif rank == 0 and log_path.exists(): log_path.unlink()
-    if rank == 0 and log_path.exists():   # drop log lines written after the checkpoint by an interrupted run
+    if rank == 0 and log_path.exists():                        # drop log lines an interrupted run wrote after its checkpoint
         keep = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
         log_path.write_text("".join(l + "\n" for l in keep))
-    n_trainable = sum(p.numel() for p in params)
     if rank == 0:
-        log.info(f"training {emb!r}: {n_trainable:,} trainable parameters, {len(samples)} samples, {spe} steps/epoch, "
-                 f"{total} steps, world size {world}, mode {cfg.mode}, output {out}")
+        log.info(f"training {emb!r}: {sum(p.numel() for p in params):,} trainable parameters, {len(samples)} samples, "
+                 f"{spe} steps/epoch, {total} steps, world size {world}, mode {cfg.loss.mode}, output {out}")
     plans: dict[int, list[PlannedBatch]] = {}
     def prepare(s: int):
         ep, k = divmod(s, spe)
-        if ep not in plans: plans.clear(); plans[ep] = plan_epoch(samples, sizes, ep, cfg.seed, world, cfg.drop_last)
+        if ep not in plans: plans.clear(); plans[ep] = plan_epoch(samples, sizes, ep, cfg.seed, world, cfg.batching.drop_last)
         gb = make_batch(samples, plans[ep][k], cfg.seed)
         lb = gb.shard(rank, world)
-        return gb, lb, tokenize_batch(emb, lb, cfg.mode == "ri")
+        return gb, lb, tokenize_batch(emb, lb, cfg.loss.mode == "ri")
     pool = ThreadPoolExecutor(1) if cfg.num_workers > 0 else None
-    nxt = (pool.submit(prepare, step) if pool else None) if step < stop else None
+    nxt = pool.submit(prepare, step) if pool and step < stop else None
     bar = tqdm(total=stop, initial=step, desc="train", disable=not cfg.progress or rank != 0, unit="step")
     t_last = time.perf_counter()
     try:
         while step < stop:
             gb, lb, inputs = nxt.result() if pool else prepare(step)
             if pool and step + 1 < stop: nxt = pool.submit(prepare, step + 1)
-            lr = optimizer.param_groups[0]["lr"]
-            loss, stats = forward_backward(emb, lb, inputs, cfg, step, world, rank,
-                                           backward=engine.backward if engine is not None else None)
-            if engine is not None:
-                gnorm = float(engine.get_global_grad_norm() or float("nan")) if hasattr(engine, "get_global_grad_norm") else float("nan")
-                engine.step()
-            else:
-                allreduce_gradients(params, world)
-                gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")))
-                optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
+            lr = updater.lr
+            loss, stats = forward_backward(emb, lb, inputs, cfg.loss, step, updater, cfg.grad_cache_chunk)
+            gnorm = updater.step()
             step += 1
             now = time.perf_counter(); dt, t_last = now - t_last, now
             if rank == 0:
-                row = {"step": step, "epoch": gb.epoch, "batch": gb.index, "domain": gb.domain, "loss": loss,
-                       **{k: _clean(v) for k, v in stats.as_dict().items()}, "lr": lr, "grad_norm": _clean(gnorm),
-                       "queries": len(gb), "passages": len(gb.passages), "samples_per_s": len(gb) / max(dt, 1e-9),
-                       "time": round(time.time(), 3)}
-                with open(log_path, "a") as fh: fh.write(json.dumps(row) + "\n")
+                with open(log_path, "a") as fh: fh.write(json.dumps(_log_row(step, gb, loss, stats, lr, gnorm, dt)) + "\n")
                 bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", ri=f"{stats.ri_mean:.2f}", lr=f"{lr:.2e}")
                 if cfg.log_every and step % cfg.log_every == 0:
                     log.info(f"step {step}/{total} loss {loss:.4f} ri_mean {stats.ri_mean:.3f} lr {lr:.3e} grad_norm {gnorm:.3f}")
@@ -629,61 +494,26 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
                 save_checkpoint(out, step, emb.model, optimizer, scheduler,
                                 {"epoch": ep, "batch_in_epoch": k, "steps_per_epoch": spe, "total_steps": total,
                                  "data_fingerprint": fingerprint, "n_samples": len(samples), "config": to_dict(cfg)},
-                                rank, world, cfg.keep_checkpoints)
+                                rank, world, cfg.keep_checkpoints, engine)
     finally:
         bar.close()
         if pool: pool.shutdown(wait=True, cancel_futures=True)
     if rank == 0:
-        if cfg.plot and read_log(log_path): plot_training_log(log_path, out / "training_curves.png", cfg.ri_start_step if cfg.mode == "ri" else None)
-        if step >= total and cfg.save_model:
-            prompts = {s.prompt for s in samples}
-            inst = cfg.default_instruction or (prompts.pop() if len(prompts) == 1 else None)
-            emb.eval()
-            emb.save(out / "model", adapter=True, merged=cfg.save_merged, sentence_transformers=cfg.save_merged, default_instruction=inst)
-            log.info(f"model saved to {out / 'model'}")
+        if cfg.plot and read_log(log_path):
+            plot_training_log(log_path, out / "training_curves.png", cfg.loss.ri_start_step if cfg.loss.mode == "ri" else None)
+        if step >= total and cfg.save_model: _export(cfg, emb, samples, out)
         (out / "train_state.json").write_text(json.dumps({"step": step, "total_steps": total, "finished": step >= total}, indent=2))
     if world > 1: dist.barrier()
     return out
 
 # %% ../nbs/08_training.ipynb #b5ec0b1b
-def apply_overrides(d: dict, sets: list[str]) -> dict:
-    "Apply `key=value` overrides (YAML values, dotted keys for nested settings) to a config dict."
-    d = json.loads(json.dumps(d))
-    for s in sets:
-        if "=" not in s: raise ConfigError(f"--set {s!r}: expected key=value")
-        key, val = s.split("=", 1)
-        try: v = yaml.safe_load(val)
-        except yaml.YAMLError as e: raise ConfigError(f"--set {s!r}: invalid YAML value ({e})") from None
-        if isinstance(v, str):   # YAML 1.1 reads 2e-4 as a string
-            try: v = float(v) if any(c in v.lower() for c in ".e") else int(v)
-            except ValueError: pass
-        parts, cur = key.strip().split("."), d
-        for p in parts[:-1]:
-            if not isinstance(cur.get(p), dict): cur[p] = {}
-            cur = cur[p]
-        cur[parts[-1]] = v
-    return d
-
-def build_config(path: str | None = None, sets: list[str] | None = None) -> TrainConfig:
-    "TrainConfig from a YAML file (checked with line numbers) plus `--set` overrides."
-    cfg = from_yaml(TrainConfig, path) if path else TrainConfig()
-    if not sets: return cfg
-    return from_dict(TrainConfig, apply_overrides(to_dict(cfg), sets), where="--set")
-
-def cli_main(argv: list[str] | None = None) -> int:
-    "`reasonembed train --config x.yaml [--set key=value ...]`."
-    from reasonembed.core import ModelNotAvailableError
-    ap = argparse.ArgumentParser(prog="reasonembed train", description="Redapter: train an embedder with (RI-)InfoNCE")
-    ap.add_argument("--config", help="YAML file of TrainConfig keys (see --help-config)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (YAML value; lora.r=16 for nested keys)")
-    ap.add_argument("--help-config", action="store_true", help="list every config key with its default and help")
-    args = ap.parse_args(argv)
-    if args.help_config: print(config_help(TrainConfig)); return 0
-    try:
-        cfg = build_config(args.config, args.set)
-        if not cfg.data: raise ConfigError("data: no training file given (data: [train.jsonl] in the config or --set data=train.jsonl)")
-        out = train(cfg)
-    except (ConfigError, DataError, ModelNotAvailableError) as e:
-        print(f"reasonembed train: error: {e}", file=sys.stderr); return 2
-    print(f"training output in {out}")
-    return 0
+def train_cli(
+    config: str = None,  # YAML file of TrainConfig keys (see --help-config)
+    set: Annotated[str, "override a key: KEY=VALUE (a YAML value; dotted keys for nested configs)", {"nargs": "*"}] = None,
+    help_config: bool = False,  # list every config key with its default and help, and stop
+):
+    "Redapter: train an embedder with (RI-)InfoNCE."
+    if help_config: print(config_help(TrainConfig)); return
+    cfg = load_config(TrainConfig, config, set)
+    if not cfg.data: raise ConfigError("data: no training file given (data: [train.jsonl] in the config or --set data=train.jsonl)")
+    print(f"training output in {train(cfg)}")

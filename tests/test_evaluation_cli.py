@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from reasonembed.data import write_jsonl
-from reasonembed.evaluation import evaluate_run, load_bright_task, read_trec_run
+from reasonembed.evaluation import evaluate_run, read_trec_run
+from reasonembed.benchmarks import load_bright_task
 
 
 def _fixture(root: Path) -> Path:
@@ -53,8 +54,8 @@ def test_eval_cli_from_hub_endpoint(tmp_path):
     "The default data source (xlangai/BRIGHT at the pinned revision) through HF_ENDPOINT, then offline from the cache."
     import os
     import pyarrow as pa, pyarrow.parquet as pq
-    from reasonembed.core import LocalHub
-    from reasonembed.evaluation import BRIGHT_HUB_ID, BRIGHT_REVISION
+    from reasonembed.hub import LocalHub
+    from reasonembed.benchmarks import BRIGHT_HUB_ID, BRIGHT_REVISION
     jsonl = _fixture(tmp_path / "jsonl")
     root = tmp_path / "bright"
     for config in ("documents", "examples"):

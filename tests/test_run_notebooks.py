@@ -42,36 +42,50 @@ def test_run_notebooks_export_nothing_and_skip_nbdev_test(nb):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda p: p.stem)
 def test_profiles_match_the_notebooks(cfg):
-    rc = load_run_config(cfg)
-    assert [s.notebook.stem for s in rc.stages][0] == "20_synthesize"
+    rc = load_run_config(cfg)          # every parameter and every config block checked against the notebooks
     assert rc.stages[-1].notebook.stem == "23_report"
 
 
-def test_paper_profiles_follow_the_recipe():
-    for name, model in [("reasonembed-qwen3-8b", "Qwen/Qwen3-8B"), ("reasonembed-qwen3-4b", "Qwen/Qwen3-4B"),
-                        ("reasonembed-llama3.1-8b", "meta-llama/Llama-3.1-8B")]:
-        st = {s.name: s.params for s in load_run_config(ROOT / "configs" / f"{name}.yaml").stages}
-        assert st["train_basic"]["mode"] == "basic" and st["train_ri"]["mode"] == "ri"
-        for k, v in dict(model=model, lora_r=32, lora_alpha=64.0, lr=1e-4, tau=0.02, ri_start_step=100, bf16=True,
-                         query_max_len=512, gradient_checkpointing=True).items():
-            assert st["train_ri"][k] == v, (name, k)
-        assert len(st["synthesize"]["domains"].split(",")) == 12
-        assert st["evaluate"]["bright_dir"] == "hub" and st["evaluate"]["r2med_dir"] == "hub"
-        assert st["evaluate"]["query_max_len"] == 8192
+PAPER = [("qwen3-8b", "hanhainebula/qwen3-8b-ft-msmarco"), ("qwen3-4b", "Qwen/Qwen3-4B"), ("llama3.1-8b", "meta-llama/Llama-3.1-8B")]
 
 
+@pytest.mark.parametrize("route", ["", "-released-data"])
+@pytest.mark.parametrize("backbone,start", PAPER)
+def test_paper_profiles_follow_the_recipe(backbone, start, route):
+    from reasonembed.config import from_dict
+    from reasonembed.evaluation import EvalConfig, max_lengths
+    from reasonembed.training import TrainConfig
+    st = {s.name: s.params for s in load_run_config(ROOT / "configs" / f"reasonembed-{backbone}{route}.yaml").stages}
+    for stage, mode in [("train_basic", "basic"), ("train_ri", "ri")]:
+        t = from_dict(TrainConfig, st[stage]["train"])
+        assert t.loss.mode == mode and st[stage]["nproc_per_node"] == 8
+        assert (t.embedder.model, t.embedder.lora.r, t.embedder.lora.alpha, t.embedder.lora.dropout) == (start, 32, 64.0, 0.1)
+        assert (t.lr, t.loss.temperature, t.loss.ri_start_step, t.loss.kappa, t.embedder.dtype) == (1e-4, 0.02, 100, 5.0, "bfloat16")
+        assert (t.embedder.query_max_len, t.embedder.passage_max_len, t.embedder.gradient_checkpointing) == (512, 512, True)
+        assert t.deepspeed == "configs/zero1.json" and t.batching.batch_size is None    # per-domain sizes from the registry
+    if route:
+        assert st["train_ri"]["data"] == "hanhainebula/reason-embed-data" and "synthesize" not in st
+    else:
+        r = st["synthesize"]["remixer"]
+        assert len(st["synthesize"]["domains"].split(",")) == 12 and r["annotator"]["model"] == "hanhainebula/reason-embed-annotator-qwen3-8b-0928"
+        assert (r["miner"]["query_max_len"], r["miner"]["trust_remote_code"]) == (8192, True)
+    ev = st["evaluate"]
+    assert ev["bright_dir"] == "hub" and ev["r2med_dir"] == "hub"
+    assert [max_lengths(from_dict(EvalConfig, {**ev["evaluation"], "benchmark": b})) for b in ("bright", "r2med")] == [(8192, 8192), (512, 512)]
+
+
+TINY_TRAIN = {"embedder": {"query_max_len": 64, "passage_max_len": 96}, "batching": {"batch_size": 2, "group_size": 2},
+              "save_every": 1}
 REDUCED = {
     "name": "reduced-demo",
     "stages": {
-        "synthesize": {"notebook": "20_synthesize", "params": {"n_sources": 8, "generation_max_tokens": 32,
-                                                               "reasoning_max_tokens": 16, "keep_k": 4,
-                                                               "heldout_fraction": 0.25}},
-        "train_basic": {"notebook": "21_train", "params": {"mode": "basic", "max_steps": 1, "batch_size": 2, "group_size": 2,
-                                                           "query_max_len": 64, "passage_max_len": 96, "save_every": 1}},
-        "train_ri": {"notebook": "21_train", "params": {"mode": "ri", "max_steps": 2, "batch_size": 2, "group_size": 2,
-                                                        "query_max_len": 64, "passage_max_len": 96, "save_every": 1,
-                                                        "intensity_samples": 4}},
-        "evaluate": {"notebook": "22_evaluate", "params": {"query_max_len": 64, "passage_max_len": 128}},
+        "synthesize": {"notebook": "20_synthesize", "params": {"remixer": {
+            "n_sources": 8, "generation_sampling": {"max_tokens": 32}, "reasoning_sampling": {"max_tokens": 16}, "keep_k": 4},
+            "heldout_fraction": 0.25}},
+        "train_basic": {"notebook": "21_train", "params": {"train": {**TINY_TRAIN, "loss": {"mode": "basic"}, "max_steps": 1}}},
+        "train_ri": {"notebook": "21_train", "params": {"train": {**TINY_TRAIN, "loss": {"mode": "ri", "ri_start_step": 1},
+                                                                  "max_steps": 2}, "intensity_samples": 4}},
+        "evaluate": {"notebook": "22_evaluate", "params": {"evaluation": {"query_max_len": 64, "passage_max_len": 128}}},
         "report": {"notebook": "23_report", "params": {"title": "reduced demo"}},
     },
 }
@@ -89,9 +103,9 @@ def test_reduced_demo_through_papermill(tmp_path, monkeypatch):
     assert (run / "synthesize" / "heldout" / "examples").is_dir()
     for stage, mode in [("train_basic", "basic"), ("train_ri", "ri")]:
         s = json.loads((run / stage / "train_summary.json").read_text())
-        assert s["mode"] == mode and s["steps"] == REDUCED["stages"][stage]["params"]["max_steps"]
+        assert s["mode"] == mode and s["steps"] == REDUCED["stages"][stage]["params"]["train"]["max_steps"]
         assert (run / stage / "model" / "modules.json").exists() and (run / stage / "training_curves.png").exists()
-        assert yaml.safe_load((run / stage / "train_config.yaml").read_text())["mode"] == mode
+        assert yaml.safe_load((run / stage / "train_config.yaml").read_text())["loss"]["mode"] == mode
     assert (run / "train_ri" / "intensity.png").exists()
     ev = json.loads((run / "evaluate" / "evaluation.json").read_text())
     assert [r["model"] for r in ev["tables"]["held-out"]] == ["base", "Basic", "RI"]
@@ -125,5 +139,5 @@ def test_bad_parameters_fail_before_any_work(tmp_path):
     # a training stage whose data file is missing stops (it never trains on other data)
     cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"train": {"notebook": "21_train", "params": {
         "data": "@synthesize/train.jsonl"}}}}))
-    with pytest.raises(RuntimeError, match=r"synthesize/train.jsonl does not exist"):
+    with pytest.raises(RuntimeError, match=r"synthesize/train.jsonl: no such file or folder"):
         run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)

@@ -9,8 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 from reasonembed.data import write_jsonl
-from reasonembed.models import make_tiny_decoder
-from reasonembed.training import demo_samples, read_log, checkpoints
+from reasonembed.testing import make_tiny_decoder
+from reasonembed.batching import demo_samples
+from reasonembed.training import read_log, checkpoints
 
 WORKER = pathlib.Path(__file__).resolve().parent / "train_worker.py"
 

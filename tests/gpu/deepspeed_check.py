@@ -7,8 +7,10 @@ import json, math, subprocess, sys, tempfile
 from pathlib import Path
 import yaml
 from reasonembed.data import write_jsonl
-from reasonembed.models import make_tiny_decoder, Embedder
-from reasonembed.training import demo_samples, read_log
+from reasonembed.testing import make_tiny_decoder
+from reasonembed.models import Embedder
+from reasonembed.batching import demo_samples
+from reasonembed.training import read_log
 
 if __name__ == "__main__":
     nproc = int(sys.argv[1]) if len(sys.argv) > 1 else 1
@@ -16,9 +18,10 @@ if __name__ == "__main__":
     S = demo_samples(64, n_neg=8, seed=1)
     write_jsonl(tmp / "train.jsonl", S)
     tiny = make_tiny_decoder(tmp / "tiny", texts=[s.pos[0] for s in S])
-    base = dict(data=[str(tmp / "train.jsonl")], model=str(tiny), query_max_len=64, passage_max_len=128, batch_size=4,
-                group_size=4, mode="ri", ri_start_step=2, lora={"r": 8, "alpha": 16, "dropout": 0.0}, lr=1e-3, max_steps=8,
-                save_every=0, progress=False, log_every=1, seed=3, bf16=True, plot=False)
+    base = dict(data=[str(tmp / "train.jsonl")], lr=1e-3, max_steps=8, save_every=0, progress=False, log_every=1, seed=3, plot=False,
+                embedder=dict(model=str(tiny), query_max_len=64, passage_max_len=128, dtype="bfloat16",
+                              lora={"r": 8, "alpha": 16, "dropout": 0.0}),
+                batching=dict(batch_size=4, group_size=4), loss=dict(mode="ri", ri_start_step=2))
     logs = {}
     for name, extra in [("plain", {}), ("zero1", {"deepspeed": str(Path("configs/zero1.json").resolve())})]:
         cfg = tmp / f"{name}.yaml"

@@ -23,12 +23,14 @@ name: gpu-check
 stages:
   train_ri:
     notebook: 21_train
-    params: {model: "$MODEL", mode: ri, max_steps: 16, batch_size: 8, group_size: 16, lr: 1.0e-4, ri_start_step: 4,
-             query_max_len: 512, passage_max_len: 512, lora_r: 32, lora_alpha: 64.0, bf16: true,
-             gradient_checkpointing: true, save_every: 8, intensity_samples: 16}
+    params:
+      intensity_samples: 16
+      train: {embedder: {model: "$MODEL", query_max_len: 512, passage_max_len: 512, dtype: bfloat16, gradient_checkpointing: true,
+                         lora: {r: 32, alpha: 64.0}},
+              loss: {mode: ri, ri_start_step: 4}, max_steps: 16, batching: {batch_size: 8, group_size: 16}, lr: 1.0e-4, save_every: 8}
   evaluate:
     notebook: 22_evaluate
-    params: {models: "$MODEL,@train_ri/model", labels: "start,RI", dtype: bfloat16, query_max_len: 512, passage_max_len: 512}
+    params: {models: "$MODEL,@train_ri/model", labels: "start,RI", evaluation: {query_max_len: 512, passage_max_len: 512, embedder_overrides: {dtype: bfloat16}}}
   report:
     notebook: 23_report
     params: {title: "GPU check"}

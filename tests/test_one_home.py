@@ -64,7 +64,7 @@ def _scripted_remixer_run(tmp_path, cfg: RemixerConfig):
 
 
 def test_a_stage_sampling_is_one_key(tmp_path):
-    cfg = load_config(RemixerConfig, sets=["annotation_sampling.top_k=7", "n_sources=3", "search_k=6", "keep_k=4",
+    cfg = load_config(RemixerConfig, sets=["annotation_sampling.top_k=7", "n_sources=3", "search_k=8", "keep_k=6",
                                           "domain=biology", "strict_parsing=false"])
     seen, rows = _scripted_remixer_run(tmp_path, cfg)
     assert seen["annotate"].top_k == 7 and seen["annotate"].temperature == 0.7     # the paper's others kept
@@ -77,6 +77,6 @@ def test_a_domain_sizes_live_in_the_registry(tmp_path):
     with mock.patch.dict(BRIGHT_DOMAINS, {"biology": new}):
         s = demo_samples(4, n_neg=2, domains=("biology",))
         assert resolve_domain_sizes(s) == {"biology": (4, 32)}                    # training reads the registry
-        cfg = load_config(RemixerConfig, sets=["n_sources=3", "search_k=6", "keep_k=4", "domain=biology"])
+        cfg = load_config(RemixerConfig, sets=["n_sources=3", "search_k=8", "keep_k=6", "domain=biology"])
         _, rows = _scripted_remixer_run(tmp_path, cfg)
     assert rows and all((r.group_size, r.batch_size) == (4, 32) for r in rows)   # ReMixer's rows carry it

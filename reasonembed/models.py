@@ -9,7 +9,7 @@ import contextlib, copy, inspect, json, os, shutil, tempfile, threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,9 +24,10 @@ from .core import get_device, get_logger
 log = get_logger("models")
 
 # %% auto #0
-__all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES', 'SAVED_CONFIG',
-           'LoraSettings', 'EmbedderConfig', 'pool', 'st_pooling', 'transformer_folder', 'is_decoder_config',
-           'appends_eos', 'add_eos_postprocessor', 'format_query', 'remote_code', 'max_positions', 'Embedder']
+__all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES',
+           'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig', 'pool', 'st_pooling',
+           'transformer_folder', 'is_decoder_config', 'appends_eos', 'add_eos_postprocessor', 'format_query',
+           'cpu_flags', 'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -52,7 +53,8 @@ class EmbedderConfig:
     query_template: str | None = opt(None, help="query format with {instruction} and {query}; None: 'Instruct: {instruction}\\nQuery: {query}' (query as is when there is no instruction)")
     query_max_len: int = opt(512, help="max tokens of a query (template included)")
     passage_max_len: int = opt(512, help="max tokens of a passage")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = opt("auto", help="compute precision; 'auto': bf16 on capable GPUs, fp32 on CPU")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = opt("auto", help="compute precision; 'auto': bf16 where the hardware has it "
+                                                                   "(GPUs with bf16, else fp16; CPUs with avx512_bf16 or AMX), else fp32")
     weights_dtype: Literal["float32", "bfloat16", "float16"] | None = opt(None, help="dtype of the loaded weights; None: dtype on GPU, float32 on CPU")
     device: str = opt("auto", help="'auto', 'cpu', 'cuda', 'cuda:1'")
     append_eos: bool | None = opt(None, help="append EOS to every text; None: True for 'last' pooling")
@@ -63,6 +65,11 @@ class EmbedderConfig:
     revision: str | None = opt(None, help="hub revision (commit, tag) for hub ids")
     trust_remote_code: bool | None = opt(None, help="run the modelling code a model folder ships (`auto_map`); None: refuse "
                                                     "such a model with an error naming this flag, False: load transformers' own class")
+    backend: Literal["hf", "vllm"] = opt("hf", help="engine of encoding-only work (evaluation, mining, reasoning intensity; "
+                                                    "training is always 'hf'): 'hf' transformers, 'vllm' vLLM's pooling runner "
+                                                    "(`reasonembed.encoders`), fed our token ids")
+    vllm_options: dict[str, Any] = opt({}, help="backend 'vllm': extra `vllm.LLM` arguments (tensor_parallel_size, "
+                                               "gpu_memory_utilization, max_num_seqs, hf_overrides, ...)")
 
 # %% ../nbs/02_models.ipynb #10035f5d
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -160,10 +167,26 @@ def format_query(query: str, instruction: str | None, template: str | None = Non
     return template.replace("{instruction}", instruction or "").replace("{query}", query)
 
 # %% ../nbs/02_models.ipynb #cd6ba138
-def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # x86 flags of native bf16 matrix arithmetic
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    "This CPU's feature flags (the `flags` line of /proc/cpuinfo; empty where there is none)."
+    try: lines = Path(cpuinfo).read_text().splitlines()
+    except OSError: return set()
+    return set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
+
+def _resolve_dtype(name: str, device: torch.device, flags: set[str] | None = None) -> torch.dtype:
+    "The compute dtype `name` means on `device`; 'auto' is bf16 only where the hardware has it (`flags`: this CPU's; logged)."
     if name == "auto":
-        if device.type == "cuda": return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        if device.type == "cuda":
+            dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            log.info(f"dtype auto on {device}: {str(dt)[6:]} ({'native bf16' if dt == torch.bfloat16 else 'no bf16 on this GPU'})")
+            return dt
+        have = sorted(set(CPU_BF16_FLAGS) & (cpu_flags() if flags is None else set(flags))) if device.type == "cpu" else []
+        dt = torch.bfloat16 if have else torch.float32
+        log.info(f"dtype auto on {device.type}: {str(dt)[6:]} " + (f"(this CPU has {', '.join(have)})" if have else
+                 f"(no {' / '.join(CPU_BF16_FLAGS)} here: bf16 would be emulated, several times slower than float32)"))
+        return dt
     if name not in DTYPES: raise ConfigError(f"dtype {name!r}: expected one of {['auto', *DTYPES]}")
     return DTYPES[name]
 
@@ -211,32 +234,27 @@ def _lora_targets(model: torch.nn.Module, wanted: list[str]) -> list[str]:
 SAVED_CONFIG = "reasonembed.json"
 _SAVED_KEYS = ("pooling", "normalize", "query_template", "query_max_len", "passage_max_len", "append_eos", "padding_side")
 
-class Embedder:
-    "A text embedding model (encoder or decoder backbone) with pooling, templates, fast encoding, LoRA and export."
+class EmbedderBase:
+    "What every encoding backend shares, without the network: resolved folder, saved settings, pooling, EOS, tokenizer, lengths, `name`."
     def __init__(self, config: EmbedderConfig | None = None, _explicit: set[str] | None = None, **overrides):
         config = copy.deepcopy(config) if config is not None else EmbedderConfig()
-        if overrides: config = from_dict(EmbedderConfig, {**asdict(config), **overrides}, where="Embedder")
+        if overrides: config = from_dict(EmbedderConfig, {**asdict(config), **overrides}, where=type(self).__name__)
         defaults = EmbedderConfig()   # settings given explicitly win over those saved with the model
         self._explicit = set(_explicit or ()) | set(overrides) | {k for k in _SAVED_KEYS if getattr(config, k) != getattr(defaults, k)}
         if isinstance(config.lora, dict): config.lora = from_dict(LoraSettings, config.lora, where="lora")
         if config.pooling not in POOLINGS: raise ConfigError(f"pooling {config.pooling!r}: expected one of {list(POOLINGS)}")
         self.config = config
         self.source = resolve_model(config.model, revision=config.revision)
-        self.device = get_device(config.device)
-        self.compute_dtype = _resolve_dtype(config.dtype, self.device)
-        wd = config.weights_dtype or ("float32" if self.device.type == "cpu" else {v: k for k, v in DTYPES.items()}[self.compute_dtype])
-        self.weights_dtype = DTYPES[wd]
-        self._load()
-        self._replicas: dict[str, tuple] = {}
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, **config_overrides) -> "Embedder":
+    def from_pretrained(cls, name_or_path: str, **config_overrides):
         "Load from a short name, folder or hub id; settings saved by `Embedder.save` are restored unless overridden."
-        cfg = from_dict(EmbedderConfig, {"model": str(name_or_path), **config_overrides}, where="Embedder.from_pretrained")
+        cfg = from_dict(EmbedderConfig, {"model": str(name_or_path), **config_overrides}, where=f"{cls.__name__}.from_pretrained")
         return cls(cfg, _explicit=set(config_overrides))
 
-    def _load(self):
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+    def _load_text_side(self):
+        "Saved settings, the folder layout (adapter, sentence-transformers), pooling, EOS, padding side, tokenizer."
+        from transformers import AutoConfig, AutoTokenizer
         cfg, src = self.config, Path(self.source)
         saved = _read_json(src / SAVED_CONFIG) if src.is_dir() else None
         if saved:   # settings written by Embedder.save, unless given explicitly
@@ -249,10 +267,11 @@ class Embedder:
             self.base_path = transformer_folder(resolve_model(base))
         else:
             adapter_cfg, self.base_path = None, transformer_folder(src)
+        self.adapter_config = adapter_cfg
         self.remote_code = _check_remote_code(self.base_path, cfg.trust_remote_code)
-        hf_config = AutoConfig.from_pretrained(self.base_path, trust_remote_code=self.remote_code)
-        self.is_decoder = is_decoder_config(hf_config)
-        self.max_positions = max_positions(hf_config)
+        self.hf_config = AutoConfig.from_pretrained(self.base_path, trust_remote_code=self.remote_code)
+        self.is_decoder = is_decoder_config(self.hf_config)
+        self.max_positions = max_positions(self.hf_config)
         self.set_max_len(cfg.query_max_len, cfg.passage_max_len)
         pooling = cfg.pooling
         if pooling == "auto":
@@ -268,6 +287,45 @@ class Embedder:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._manual_eos = False
         if self.append_eos and not add_eos_postprocessor(self.tokenizer): self._manual_eos = True
+
+    def set_max_len(self, query: int | None = None, passage: int | None = None):
+        "Set the query / passage token limits, clamped (with a log line) to the backbone's position table."
+        for key, v in (("query_max_len", query), ("passage_max_len", passage)):
+            if v is None: continue
+            if self.max_positions and v > self.max_positions:
+                log.info(f"{key} {v} exceeds the {self.max_positions} positions of {self.base_path}: using {self.max_positions}")
+                v = self.max_positions
+            setattr(self.config, key, int(v))
+        return self
+
+    @property
+    def query_template(self) -> str:
+        return self.config.query_template or DEFAULT_QUERY_TEMPLATE
+
+    @property
+    def name(self) -> str:
+        "A stable identity for cache fingerprints: model path/hub id, pooling, lengths, template (not the backend)."
+        src = str(self.config.model)
+        ident = src if ("/" in src and not Path(src).expanduser().exists() and src.count("/") == 1) else str(Path(self.source).resolve())
+        if self.config.revision: ident += f"@{self.config.revision}"
+        return (f"{ident}|pool={self.pooling}|norm={int(self.config.normalize)}|eos={int(self.append_eos)}"
+                f"|q={self.config.query_max_len}|p={self.config.passage_max_len}|tpl={self.query_template!r}")
+
+class Embedder(EmbedderBase):
+    "A text embedding model (encoder or decoder backbone) with pooling, templates, fast encoding, LoRA and export."
+    def __init__(self, config: EmbedderConfig | None = None, _explicit: set[str] | None = None, **overrides):
+        super().__init__(config, _explicit, **overrides)
+        config = self.config
+        self.device = get_device(config.device)
+        self.compute_dtype = _resolve_dtype(config.dtype, self.device)
+        wd = config.weights_dtype or ("float32" if self.device.type == "cpu" else {v: k for k, v in DTYPES.items()}[self.compute_dtype])
+        self.weights_dtype = DTYPES[wd]
+        self._load()
+        self._replicas: dict[str, tuple] = {}
+
+    def _load(self):
+        self._load_text_side()
+        cfg, src, adapter_cfg = self.config, Path(self.source), self.adapter_config
         model = _load_backbone(self.base_path, self.weights_dtype, self.remote_code)
         if getattr(model.config, "use_cache", None) is not None: model.config.use_cache = False
         if adapter_cfg:
@@ -285,16 +343,6 @@ class Embedder:
         self._pass_use_cache = "use_cache" in fwd
         if cfg.gradient_checkpointing: self.enable_gradient_checkpointing()
 
-    def set_max_len(self, query: int | None = None, passage: int | None = None) -> "Embedder":
-        "Set the query / passage token limits, clamped (with a log line) to the backbone's position table."
-        for key, v in (("query_max_len", query), ("passage_max_len", passage)):
-            if v is None: continue
-            if self.max_positions and v > self.max_positions:
-                log.info(f"{key} {v} exceeds the {self.max_positions} positions of {self.base_path}: using {self.max_positions}")
-                v = self.max_positions
-            setattr(self.config, key, int(v))
-        return self
-
     def _base_model(self):
         m = self.model
         return m.get_base_model() if hasattr(m, "get_base_model") else m
@@ -307,28 +355,19 @@ class Embedder:
         c = self._base_model().config
         return int(getattr(c, "hidden_size", None) or self._base_model().get_input_embeddings().embedding_dim)
 
-    @property
-    def query_template(self) -> str:
-        return self.config.query_template or DEFAULT_QUERY_TEMPLATE
-
-    @property
-    def name(self) -> str:
-        "A stable identity for cache fingerprints: model path/hub id, pooling, lengths, template."
-        src = str(self.config.model)
-        ident = src if ("/" in src and not Path(src).expanduser().exists() and src.count("/") == 1) else str(Path(self.source).resolve())
-        if self.config.revision: ident += f"@{self.config.revision}"
-        return (f"{ident}|pool={self.pooling}|norm={int(self.config.normalize)}|eos={int(self.append_eos)}"
-                f"|q={self.config.query_max_len}|p={self.config.passage_max_len}|tpl={self.query_template!r}")
-
     def __repr__(self):
         return (f"Embedder({self.source}, {'decoder' if self.is_decoder else 'encoder'}, pooling={self.pooling}, dim={self.dim}, "
                 f"device={self.device}, dtype={self.compute_dtype}, lora={self.is_peft})")
 
+
 # %% ../nbs/02_models.ipynb #6d1fdefe
-def _tokenize_with(tokenizer, texts: list[str], max_len: int, manual_eos: bool, device) -> dict:
+def _check_texts(texts):
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         bad = texts if isinstance(texts, str) else next(i for i, t in enumerate(texts) if not isinstance(t, str))
         raise TypeError(f"expected a list of strings; got {'a single string' if isinstance(texts, str) else f'{type(texts[bad]).__name__} at index {bad}'}")
+
+def _tokenize_with(tokenizer, texts: list[str], max_len: int, manual_eos: bool, device) -> dict:
+    _check_texts(texts)
     if manual_eos:   # slow tokenizers only: append EOS by hand, keeping room for it
         enc = tokenizer(list(texts), truncation=True, max_length=max_len - 1)
         feats = [{"input_ids": ids + [tokenizer.eos_token_id], "attention_mask": m + [1]} for ids, m in zip(enc["input_ids"], enc["attention_mask"])]
@@ -338,10 +377,19 @@ def _tokenize_with(tokenizer, texts: list[str], max_len: int, manual_eos: bool, 
     return {k: v.to(device) for k, v in enc.items()}
 
 @patch
-def tokenize(self: Embedder, texts: list[str], is_query: bool) -> dict:
+def tokenize(self: EmbedderBase, texts: list[str], is_query: bool) -> dict:
     "Tokenize formatted `texts` (query or passage max length, EOS for last pooling) into tensors on `self.device`."
     return _tokenize_with(self.tokenizer, texts, self.config.query_max_len if is_query else self.config.passage_max_len,
                           self._manual_eos, self.device)
+
+@patch
+def token_ids(self: EmbedderBase, texts: list[str], is_query: bool) -> list[list[int]]:
+    "The token ids `tokenize` gives each of `texts` (truncation, EOS), unpadded: what another engine is fed."
+    _check_texts(texts)
+    max_len = self.config.query_max_len if is_query else self.config.passage_max_len
+    if self._manual_eos:
+        return [ids + [self.tokenizer.eos_token_id] for ids in self.tokenizer(list(texts), truncation=True, max_length=max_len - 1)["input_ids"]]
+    return self.tokenizer(list(texts), truncation=True, max_length=max_len)["input_ids"]
 
 @patch
 def _autocast(self: Embedder, device: torch.device):
@@ -371,9 +419,10 @@ def embed(self: Embedder, texts: list[str], is_query: bool) -> torch.Tensor:
     return self.embed_tokens(self.tokenize(texts, is_query))
 
 @patch
-def format_query(self: Embedder, query: str, instruction: str | None = None) -> str:
+def format_query(self: EmbedderBase, query: str, instruction: str | None = None) -> str:
     "The query text as the model sees it (template + instruction)."
     return format_query(query, instruction, self.config.query_template)
+
 
 # %% ../nbs/02_models.ipynb #a3612e71
 @patch
@@ -439,7 +488,7 @@ def encode(self: Embedder, texts: list[str], is_query: bool = False, batch_size:
     return out
 
 @patch
-def encode_queries(self: Embedder, queries: list[str], instruction: str | list[str] | None = None, batch_size: int = 32,
+def encode_queries(self: EmbedderBase, queries: list[str], instruction: str | list[str] | None = None, batch_size: int = 32,
                    show_progress: bool = True, output_dtype: str = "float32") -> np.ndarray:
     "Embed queries formatted with `instruction` (one for all, or one per query)."
     if isinstance(queries, str): raise TypeError("encode_queries expects a list of queries; got a single string")
@@ -451,7 +500,7 @@ def encode_queries(self: Embedder, queries: list[str], instruction: str | list[s
     return self.encode(texts, True, batch_size, show_progress, output_dtype)
 
 @patch
-def encode_corpus(self: Embedder, texts: list[str], batch_size: int = 32, show_progress: bool = True,
+def encode_corpus(self: EmbedderBase, texts: list[str], batch_size: int = 32, show_progress: bool = True,
                   output_dtype: str = "float32") -> np.ndarray:
     "Embed passages (no instruction)."
     return self.encode(texts, False, batch_size, show_progress, output_dtype)

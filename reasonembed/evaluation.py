@@ -17,7 +17,7 @@ from .core import cache_dir, get_logger, make_run_dir, md_table
 from .data import DataError
 from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, load_bright_task, load_r2med_task, variant_config
 from .bm25 import bm25_retrieve
-from .retrieval import dense_retrieve, safe_name, weights_fingerprint
+from .retrieval import CORPUS_DTYPE, dense_retrieve, safe_name, weights_fingerprint
 
 log = get_logger("evaluation")
 
@@ -91,9 +91,11 @@ class EvalConfig:
     top_k: int = opt(1000, help="documents kept per query after exclusion")
     bm25_k1: float = opt(0.9, help="BM25 k1 (official: 0.9)")
     bm25_b: float = opt(0.4, help="BM25 b (official: 0.4)")
-    embedder_overrides: dict[str, Any] = opt({}, help="extra EmbedderConfig settings (dtype, pooling, device, ...)")
+    embedder_overrides: dict[str, Any] = opt({}, help="extra EmbedderConfig settings (dtype, pooling, device, backend, vllm_options, ...)")
     faiss_gpu: bool | None = opt(None, help="FAISS on GPU; None: when faiss-gpu and a GPU are there")
     cache_dir: str | None = opt(None, help="corpus-embedding cache; None: <reasonembed cache>/embeddings")
+    corpus_dtype: Literal["float16", "float32"] = opt(CORPUS_DTYPE, help="storage of the cached corpus embeddings: float16 halves "
+                                                      "disk and memory (nDCG@10 change measured in 03c_evaluation and bench/)")
     output_dir: str | None = opt(None, help="where results go; None: outputs/eval-<model>-<timestamp>")
     strict_gold: bool = opt(False, help="fail when a gold id is not in the corpus; default: warn and count it, scored as not retrieved (as BRIGHT's run.py)")
     reference_rows: list[str] = opt(["BM25 (BM25Q)", "ReasonEmbed Qwen3-8B"], help="paper rows drawn beside ours in the chart")
@@ -134,10 +136,10 @@ def max_lengths(cfg: EvalConfig) -> tuple[int, int]:
     return cfg.query_max_len or MAX_LEN[cfg.benchmark], cfg.passage_max_len or MAX_LEN[cfg.benchmark]
 
 def load_embedder(cfg: EvalConfig):
-    "The `Embedder` of `cfg.model` with the evaluation lengths."
-    from reasonembed.models import Embedder
+    "The encoder of `cfg.model` with the evaluation lengths: an `Embedder`, or a `VLLMEncoder` with `embedder_overrides.backend: vllm`."
+    from reasonembed.encoders import load_encoder
     q, p = max_lengths(cfg)
-    return Embedder.from_pretrained(cfg.model, query_max_len=q, passage_max_len=p, **cfg.embedder_overrides)
+    return load_encoder(model=cfg.model, query_max_len=q, passage_max_len=p, **cfg.embedder_overrides)
 
 # %% ../nbs/03c_evaluation.ipynb #b1f55d43
 def _fmt(v) -> str: return "–" if v is None else f"{v:.1f}"
@@ -208,7 +210,7 @@ def paper_comparison(results: dict[str, dict], benchmark: str) -> "pd.DataFrame"
 # %% ../nbs/03c_evaluation.ipynb #dbf93b94
 def _run_key(cfg: EvalConfig, embedder=None) -> dict:
     key = {k: getattr(cfg, k) for k in ("model", "benchmark", "setting", "query_variant", "bright_dir", "r2med_dir", "revision",
-                                        "top_k", "bm25_k1", "bm25_b", "instructions")}
+                                        "top_k", "bm25_k1", "bm25_b", "instructions", "corpus_dtype")}
     key["max_len"] = list(max_lengths(cfg))
     if embedder is not None: key["embedder"] = f"{getattr(embedder, 'name', '')}|{weights_fingerprint(embedder)}"
     return key
@@ -241,7 +243,7 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
             run = bm25_retrieve(docs, queries, top_k=cfg.top_k, k1=cfg.bm25_k1, b=cfg.bm25_b, show_progress=cfg.show_progress)
         else:
             run = dense_retrieve(embedder, docs, queries, top_k=cfg.top_k, cache_dir=cache, batch_size=cfg.batch_size,
-                                 show_progress=cfg.show_progress, use_gpu=cfg.faiss_gpu)
+                                 show_progress=cfg.show_progress, use_gpu=cfg.faiss_gpu, corpus_dtype=cfg.corpus_dtype)
         write_trec_run(run, out / "runs" / f"{task}.trec", tag=tag)
         ev = evaluate_run(run, qrels)
         (out / "per_query").mkdir(exist_ok=True)

@@ -34,7 +34,7 @@ def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batc
     sizes = resolve_domain_sizes(samples, where, batching)
     samples, where, _ = usable_samples(samples, sizes, mode="ri", where=where)
     plan = plan_epoch(samples, sizes, epoch=0, seed=seed, world_size=1, drop_last=False)
-    was_training = embedder.model.training
+    was_training = getattr(getattr(embedder, "model", None), "training", False)    # a VLLMEncoder has no training mode
     embedder.eval()
     out: dict[str, dict] = {}
     try:
@@ -101,13 +101,14 @@ def intensity_cli(
     max_len: int = 512,  # max tokens of queries and passages
     seed: int = 0,  # seed of the batch draws
     device: str = "auto",  # 'auto', 'cpu', 'cuda'
+    backend: Annotated[str, "encoding engine (EmbedderConfig.backend)", {"choices": ["hf", "vllm"]}] = "hf",
 ):
     "Score the reasoning intensity of a training set with a model, without training."
     from reasonembed.data import write_jsonl
-    from reasonembed.models import Embedder
+    from reasonembed.encoders import load_encoder
     from reasonembed.batching import load_train_samples
     samples, where = load_train_samples(data)
-    emb = Embedder.from_pretrained(model, query_max_len=max_len, passage_max_len=max_len, device=device)
+    emb = load_encoder(model=model, query_max_len=max_len, passage_max_len=max_len, device=device, backend=backend)
     loss = resolve_temperature(LossConfig(temperature=temperature), emb.is_decoder)
     scores = score_intensity(emb, samples, loss, BatchConfig(batch_size=batch_size, group_size=group_size), seed, where)
     out = Path(out)

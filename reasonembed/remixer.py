@@ -440,7 +440,7 @@ class RemixerConfig:
     keep_raw: bool = opt(False, help="keep the annotator's raw answers in annotated.jsonl")
     reasoning: bool = opt(True, help="write q' (reasoning_query)")
     reasoning_words: int = opt(256, help="word budget of the reasoning")
-    miner: EmbedderConfig = opt(help="retriever for candidate mining: model, lengths, trust_remote_code, ... (the authors: "
+    miner: EmbedderConfig = opt(help="retriever for candidate mining: model, lengths, trust_remote_code, backend, ... (the authors: "
                                      "gte-Qwen2-7B-instruct, 8192 tokens, its own bidirectional code)",
                                 default_factory=lambda: EmbedderConfig(model="minilm"))
     embed_batch_size: int = opt(32, help="encoding batch size")
@@ -567,8 +567,8 @@ def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = No
         return make
     def emb():
         if embedder is not None: return embedder
-        from reasonembed.models import Embedder
-        return Embedder(cfg.miner)
+        from reasonembed.encoders import load_encoder
+        return load_encoder(cfg.miner)                     # miner.backend: 'hf' (Embedder) or 'vllm' (VLLMEncoder)
     P = lambda name: out / STAGE_FILES[name]
     stats: dict[str, Any] = {"domain": dom.name, "out_dir": str(out), "stages": {}}
     S = stats["stages"]

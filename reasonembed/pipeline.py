@@ -5,7 +5,7 @@ resumable stage by stage."""
 
 # %% ../nbs/09_pipeline.ipynb #4e5ee44e
 from __future__ import annotations
-import ast, datetime as _dt, json, os, shutil, sys, time
+import ast, contextlib, datetime as _dt, json, os, re, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,8 +19,8 @@ log = get_logger("pipeline")
 
 # %% auto #0
 __all__ = ['log', 'INJECTED', 'MOVED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'config_blocks', 'Stage',
-           'RunConfig', 'parse_run_config', 'load_run_config', 'execute_stages', 'run_pipeline', 'resume_run',
-           'outputs_root', 'stage_dirs', 'stage_ref', 'md_table', 'run_cli']
+           'RunConfig', 'parse_run_config', 'load_run_config', 'StageOutput', 'execute_stages', 'run_pipeline',
+           'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'md_table', 'run_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59e3f1ac
 def notebooks_dir() -> Path:
@@ -151,13 +151,89 @@ def load_run_config(path, nbs: Path | None = None) -> RunConfig:
     path = Path(path)
     return parse_run_config(load_yaml(path), str(path), _yaml_key_lines(path.read_text()), nbs)
 
+# %% ../nbs/09_pipeline.ipynb #be014bb7
+class _StreamWriter:
+    "One kernel stream (stdout or stderr): its partial line, and whether that line is a progress bar's state."
+    def __init__(self, owner): self.owner, self.pending, self.status = owner, "", False
+    def write(self, text: str) -> int:
+        prev = ""
+        for piece in re.split(r"(\r\n|\r|\n)", text):
+            if piece in ("\n", "\r\n"): self.owner._line(self.pending); self.pending, self.status = "", False
+            elif piece == "\r": self.pending, self.status = "", True
+            elif self.status and prev != "\r" and piece:          # text after a bar's state without '\r': another writer
+                self.pending, self.status = piece, False            # (a log line), which gets a line of its own
+            else: self.pending += piece
+            if piece: prev = piece
+        if self.status: self.owner._status(self.pending)
+        return len(text)
+    def flush(self): pass
+    def close(self):
+        if self.pending.strip() and not self.status: self.owner._line(self.pending)
+        self.pending, self.status = "", False
+
+class StageOutput:
+    "A stage's kernel output shown live: lines prefixed `[stage]`; progress bars redrawn in place on a terminal, else throttled lines."
+    def __init__(self, stage: str, out=None, tty: bool | None = None, every: float = 10.0, width: int | None = None):
+        self.out = out or sys.stderr
+        self.tty = (getattr(self.out, "isatty", lambda: False)() if tty is None else tty)
+        self.prefix, self.every, self.last, self.drawn = f"[{stage}] ", every, {}, False
+        self.width = width or shutil.get_terminal_size((120, 24)).columns
+        self.stdout, self.stderr = _StreamWriter(self), _StreamWriter(self)
+
+    def _clear(self):
+        if self.drawn: self.out.write("\r\x1b[K"); self.drawn = False
+
+    def _line(self, text: str):
+        self._clear()
+        if text.strip(): self.out.write(self.prefix + text.rstrip() + "\n")
+        self.out.flush()
+
+    def _status(self, text: str):
+        text = text.rstrip()
+        if not text: self._clear()                                  # a bar that leaves nothing behind
+        elif self.tty:
+            self.out.write("\r\x1b[K" + (self.prefix + text)[: self.width - 1].rstrip()); self.drawn = True
+        else:                                                       # a log: each bar's first state, then one line per `every` s
+            bar, now = re.sub(r"[\d.%\s]+$", "", text.split("|")[0]), time.monotonic()
+            if now - self.last.get(bar, -float("inf")) >= self.every:
+                self.last[bar] = now; self.out.write(self.prefix + text + "\n")
+        self.out.flush()
+
+    def close(self):
+        self.stdout.close(); self.stderr.close(); self._clear(); self.out.flush()
+
 # %% ../nbs/09_pipeline.ipynb #9a76b674
 def _stage_done(run_dir: Path, stage: str) -> bool: return (run_dir / stage / "DONE").exists()
 
-def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    "Execute the stages of `rc` in `run_dir`; finished stages are skipped when `resume`."
+def _duration(s: float | None) -> str:
+    if s is None: return "?"
+    return f"{s:.0f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60):02d} s"
+
+@contextlib.contextmanager
+def _kernel_env(**env):
+    "Environment variables the stage kernels start with (restored afterwards)."
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+# tqdm.auto in a kernel without ipywidgets warns and falls back to the text bars we show: the warning is noise
+_KERNEL_WARNINGS = "ignore:IProgress not found"
+
+def _bar_env(shown: StageOutput | None) -> dict[str, str]:
+    "The kernels' tqdm size: the terminal's width less the stage prefix, and rows enough to show every bar."
+    # a kernel measures the terminal it inherits: its bars would overflow the prefixed line, and 0 x 0 (unknown) hides them
+    width = max(40, shown.width - len(shown.prefix) - 1) if shown is not None and shown.tty else 100
+    return {"TQDM_NCOLS": os.environ.get("TQDM_NCOLS") or str(width), "TQDM_NROWS": os.environ.get("TQDM_NROWS") or "50"}
+
+def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True, out=None) -> dict:
+    "Execute the stages of `rc` in `run_dir`; finished stages are skipped when `resume`. `progress`: show each stage's output live on `out` (stderr)."
     import papermill as pm
     timings = {}
+    warn = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), _KERNEL_WARNINGS) if w)
     for st in rc.stages:
         sdir = run_dir / st.name
         if resume and _stage_done(run_dir, st.name):
@@ -168,34 +244,55 @@ def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress:
         (sdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         log.info(f"stage {st.name}: {st.notebook.name} -> {sdir}")
         t0 = time.time()
+        shown = StageOutput(st.name, out) if progress else None
         try:
-            pm.execute_notebook(str(st.notebook), str(sdir / f"{st.name}.ipynb"), parameters=params, cwd=str(sdir),
-                                progress_bar=progress, kernel_name="python3")
+            with _kernel_env(PYTHONWARNINGS=warn, **_bar_env(shown)):
+                pm.execute_notebook(str(st.notebook), str(sdir / f"{st.name}.ipynb"), parameters=params, cwd=str(sdir),
+                                    progress_bar=False, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                    stdout_file=shown and shown.stdout, stderr_file=shown and shown.stderr)
         except pm.PapermillExecutionError as e:
             raise RuntimeError(f"stage '{st.name}' failed in {st.notebook.name} (cell {e.exec_count}): {e.ename}: {e.evalue}\n"
                                f"executed notebook: {sdir / (st.name + '.ipynb')}\nresume with: reasonembed run --resume {run_dir}") from None
+        finally:
+            if shown: shown.close()
         timings[st.name] = round(time.time() - t0, 1)
         (sdir / "DONE").write_text(json.dumps({"seconds": timings[st.name], "finished": _dt.datetime.now().isoformat()}))
+        log.info(f"stage {st.name}: done in {_duration(timings[st.name])}")
     return timings
 
 def run_pipeline(config_path, output_root: str | None = None, name: str | None = None, nbs: Path | None = None,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, out=None) -> Path:
     "Check the config, create `outputs/<name>-<timestamp>/` and execute every stage. Returns the run directory."
     config_path = Path(config_path)
     rc = load_run_config(config_path, nbs)
     run_dir = make_run_dir(name or rc.name, config_path, root=output_root or rc.output_root)
     (run_dir / "run.json").write_text(json.dumps({"config": str(config_path.resolve()), "nbs": str(rc.stages[0].notebook.parent.resolve())}))
-    execute_stages(rc, run_dir, progress=progress)
+    execute_stages(rc, run_dir, progress=progress, out=out)
     return run_dir
 
-def resume_run(run_dir, progress: bool = True) -> Path:
+def resume_run(run_dir, progress: bool = True, out=None) -> Path:
     "Continue a run: finished stages are skipped, the interrupted one resumes from its own cache/checkpoint."
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists(): raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
     meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     rc = load_run_config(run_dir / "config.yaml", Path(meta["nbs"]) if meta.get("nbs") else None)
-    execute_stages(rc, run_dir, resume=True, progress=progress)
+    execute_stages(rc, run_dir, resume=True, progress=progress, out=out)
     return run_dir
+
+# %% ../nbs/09_pipeline.ipynb #a3fb28dd
+def run_summary(run_dir) -> str:
+    "The end of a run in the terminal: its retrieval tables (`evaluation.md`), the time of each stage and the report's path."
+    run_dir = Path(run_dir)
+    cfg = run_dir / "config.yaml"
+    order = list((yaml.safe_load(cfg.read_text()) or {}).get("stages") or {}) if cfg.exists() else []
+    order += sorted((p.name for p in run_dir.iterdir() if p.is_dir() and p.name not in order), key=lambda n: (run_dir / n).stat().st_mtime)
+    parts = [f"run finished: {run_dir}"]
+    parts += [(run_dir / s / "evaluation.md").read_text().strip() for s in order if (run_dir / s / "evaluation.md").exists()]
+    times = {s: json.loads((run_dir / s / "DONE").read_text()).get("seconds") for s in order if (run_dir / s / "DONE").exists()}
+    if times: parts.append("time per stage: " + ", ".join(f"{s} {_duration(t)}" for s, t in times.items())
+                           + f" (total {_duration(sum(t or 0 for t in times.values()))})")
+    if (run_dir / "report.md").exists(): parts.append(f"report: {run_dir / 'report.md'}")
+    return "\n\n".join(parts) + "\n"
 
 # %% ../nbs/09_pipeline.ipynb #fc59496c
 def outputs_root() -> Path:
@@ -240,5 +337,4 @@ def run_cli(
         rc = load_run_config(config)
         print(f"{config}: ok ({', '.join(s.name for s in rc.stages)})"); return
     else: run_dir = run_pipeline(config, output_root, name)
-    print(f"run finished: {run_dir}")
-    if (run_dir / "report.md").exists(): print(f"report: {run_dir / 'report.md'}")
+    print(run_summary(run_dir))

@@ -13,6 +13,7 @@ __all__ = ['COMMANDS', 'usage', 'info_cli', 'command', 'main']
 COMMANDS = {
     "run":       ("reasonembed.pipeline",   "run_cli",       "run a config end to end (synthesis, training, evaluation, report) with papermill"),
     "synth":     ("reasonembed.remixer",    "synth_cli",     "ReMixer: synthesise training data from a corpus"),
+    "prepare":   ("reasonembed.prepare",    "prepare_cli",   "turn a labelled retrieval set into training rows and a held-out benchmark"),
     "train":     ("reasonembed.training",   "train_cli",     "Redapter: train an embedder with (RI-)InfoNCE"),
     "intensity": ("reasonembed.intensity",  "intensity_cli", "score the reasoning intensity of a training set with a model"),
     "eval":      ("reasonembed.evaluation", "eval_cli",      "evaluate a model or BM25 on BRIGHT / R2MED / a local benchmark"),

@@ -13,12 +13,12 @@ import yaml
 from reasonembed.pipeline import load_run_config, notebook_parameters, run_pipeline, resume_run, stage_ref
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_NOTEBOOKS = sorted((ROOT / "nbs").glob("2[0-9]_*.ipynb"))
+RUN_NOTEBOOKS = sorted((ROOT / "nbs").glob("2[0-9]*_*.ipynb"))
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 def test_run_notebooks_exist():
-    assert [p.stem for p in RUN_NOTEBOOKS] == ["20_synthesize", "21_train", "22_evaluate", "23_report"]
+    assert [p.stem for p in RUN_NOTEBOOKS] == ["20_synthesize", "20a_prepare", "21_train", "22_evaluate", "23_report"]
 
 
 @pytest.mark.parametrize("nb", RUN_NOTEBOOKS, ids=lambda p: p.stem)

@@ -58,7 +58,7 @@ class PrepareConfig:
     custom_domain: CustomDomain | None = opt(None, help="a user-defined domain (name, description, kind, instruction, sizes), as ReMixer's")
     heldout_ids: str | None = opt(None, help="file of held-out query ids, one per line (None: heldout_fraction)")
     train_ids: str | None = opt(None, help="file of training query ids, one per line (None: every query not held out)")
-    heldout_fraction: float = opt(0.2, help="share of the queries held out, drawn with seed (when no id file is given)")
+    heldout_fraction: float = opt(0.2, help="share of the queries held out, drawn with seed, when no id file is given (0: none)")
     seed: int = opt(0, help="seed of the split and of 'random' negative sampling")
     miner: EmbedderConfig = opt(help="the embedder whose ranking of the corpus gives the hard negatives",
                                 default_factory=lambda: EmbedderConfig(model="minilm"))
@@ -221,7 +221,8 @@ def load_labelled(cfg: PrepareConfig) -> LabelledTask:
     files = task_files(cfg)
     def load(strict):
         if cfg.layout == "bright":
-            return load_bright_task(cfg.task, cfg.source, setting=cfg.setting, revision=cfg.revision or BRIGHT_REVISION, strict_gold=strict)
+            rev = cfg.revision or (BRIGHT_REVISION if cfg.source == BRIGHT_HUB_ID else None)
+            return load_bright_task(cfg.task, cfg.source, setting=cfg.setting, revision=rev, strict_gold=strict)
         return load_r2med_task(cfg.task, cfg.source, revision=cfg.revision, strict_gold=strict)
     if any(p is None for p in files.values()):
         load(cfg.strict_gold)                               # the loader's error says which file is missing
@@ -319,15 +320,15 @@ def reasoning_queries(queries: list[Query], field_texts: dict[str, str], domain:
     return {q.id: out.get(q.id, (q.text, "none")) for q in queries}
 
 # %% ../nbs/05b_prepare.ipynb #0b205aa3
-def resolve_domain(cfg: PrepareConfig, instruction: str) -> Domain:
-    "The rows' domain: `domain`, `custom_domain`, the task's BRIGHT domain, or one named after the task with `instruction`."
+def resolve_domain(cfg: PrepareConfig, instruction: str, task: str) -> Domain:
+    "The rows' domain: `domain`, `custom_domain`, the task's BRIGHT domain, or one named `task` with `instruction`."
     custom = None
     if cfg.custom_domain is not None:
         c = cfg.custom_domain
         custom = make_domain(c.name, c.kind, c.description, instruction=c.instruction, group_size=c.group_size, batch_size=c.batch_size)
     name = cfg.domain or (custom.name if custom else None) or (cfg.task if cfg.task in BRIGHT_DOMAINS else None)
     if name: return get_domain(name, custom)
-    return make_domain(Path(cfg.task).name or "labelled", "post", Path(cfg.task).name or "labelled", instruction=instruction)
+    return make_domain(task, "post", task, instruction=instruction)
 
 def write_heldout(folder, task: str, queries: list[Query], qrels: dict[str, dict[str, int]], docs: list[Doc], instruction: str) -> Path:
     "Held-out queries as a BRIGHT-layout benchmark over `docs` (what `22_evaluate` reads as `heldout_dir`)."
@@ -352,9 +353,9 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
         if prev.get("config") == snapshot: log.info(f"{out}: prepared before with this config; kept"); return prev
     out.mkdir(parents=True, exist_ok=True)
     t = load_labelled(cfg)
-    dom = resolve_domain(cfg, t.queries[0].instruction if t.queries else "")
     task = Path(cfg.task).name if cfg.layout == "r2med" else cfg.task
-    task = task if task not in ("", ".") else Path(cfg.source).name
+    task = task if task not in ("", ".") else Path(cfg.source).resolve().name
+    dom = resolve_domain(cfg, t.queries[0].instruction if t.queries else "", task)
     train_ids, held_ids = split_queries([q.id for q in t.queries], cfg)
     byid = {q.id: q for q in t.queries}
     gold = {q.id: {d for d, r in t.qrels.get(q.id, {}).items() if r > 0} for q in t.queries}
@@ -367,7 +368,8 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
         if not gold[i]: dropped["no_gold"] += 1
         elif text_md5(byid[i].text) in held_text: dropped["same_text_as_heldout"] += 1
         else: train_q.append(byid[i])
-    if not held: raise DataError(f"{cfg.source}: task {cfg.task!r}: no held-out query with a gold document (set heldout_fraction or heldout_ids)")
+    if not held and (held_ids or cfg.heldout_fraction > 0):
+        raise DataError(f"{cfg.source}: task {cfg.task!r}: no held-out query with a gold document ({len(held_ids)} held out)")
     if not train_q: raise DataError(f"{cfg.source}: task {cfg.task!r}: no training query left ({dict(dropped)})")
     negs, removed = {}, Counter()
     if cfg.n_negatives > 0:
@@ -397,7 +399,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
         rows.append(row)
     if not rows: raise DataError(f"{cfg.source}: task {cfg.task!r}: no training row left ({dict(dropped)})")
     write_jsonl(out / "train.jsonl", rows)
-    write_heldout(out / "heldout", task, held, t.qrels, t.docs, dom.instruction)
+    if held: write_heldout(out / "heldout", task, held, t.qrels, t.docs, dom.instruction)
     src = Counter(r.meta["q_prime"] for r in rows)
     stats = {"task": task, "layout": cfg.layout, "source": cfg.source, "files": t.files, "domain": dom.name, "instruction": dom.instruction,
              "documents": len(t.docs), "queries": len(t.queries), "train_queries": len(train_ids), "heldout_queries": len(held),
@@ -409,7 +411,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
                          "coverage": round((src["field"] + src["llm"]) / len(rows), 4)},
              "mining": {"miner": cfg.miner.model if cfg.n_negatives else None, "rank_window": list(cfg.rank_window),
                         "sampling": cfg.sampling, "removed": dict(sorted(removed.items()))},
-             "train_file": str(out / "train.jsonl"), "heldout_dir": str(out / "heldout"), "config": snapshot}
+             "train_file": str(out / "train.jsonl"), "heldout_dir": str(out / "heldout") if held else None, "config": snapshot}
     stats_file.write_text(json.dumps(stats, indent=2))
     log.info(f"{task}: {len(rows)} training rows, {len(held)} held-out queries, q' coverage {stats['q_prime']['coverage']:.0%} -> {out}")
     return stats
@@ -446,4 +448,4 @@ def prepare_cli(
     cfg = load_config(PrepareConfig, None, set, base={**base, **given})
     stats = prepare(cfg, out)
     print(stats_table(stats).to_string())
-    print(f"training rows: {stats['train_file']}\nheld-out benchmark: {stats['heldout_dir']}")
+    print(f"training rows: {stats['train_file']}\nheld-out benchmark: {stats['heldout_dir'] or 'none (heldout_fraction 0)'}")

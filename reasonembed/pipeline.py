@@ -152,11 +152,13 @@ def load_run_config(path, nbs: Path | None = None) -> RunConfig:
     return parse_run_config(load_yaml(path), str(path), _yaml_key_lines(path.read_text()), nbs)
 
 # %% ../nbs/09_pipeline.ipynb #be014bb7
+_CURSOR = re.compile(r"\x1b\[[0-9;?]*[A-HJKSTfhlsu]")     # cursor moves and erasures (colours stay)
+
 class _StreamWriter:
     "One kernel stream (stdout or stderr): its partial line, and whether that line is a progress bar's state."
     def __init__(self, owner): self.owner, self.pending, self.status = owner, "", False
     def write(self, text: str) -> int:
-        prev = ""
+        text, prev = _CURSOR.sub("", text), ""
         for piece in re.split(r"(\r\n|\r|\n)", text):
             if piece in ("\n", "\r\n"): self.owner._line(self.pending); self.pending, self.status = "", False
             elif piece == "\r": self.pending, self.status = "", True
@@ -224,10 +226,12 @@ def _kernel_env(**env):
 _KERNEL_WARNINGS = "ignore:IProgress not found"
 
 def _bar_env(shown: StageOutput | None) -> dict[str, str]:
-    "The kernels' tqdm size: the terminal's width less the stage prefix, and rows enough to show every bar."
-    # a kernel measures the terminal it inherits: its bars would overflow the prefixed line, and 0 x 0 (unknown) hides them
+    "The kernels' tqdm bars: as wide as the terminal less the stage prefix, all on one line (position 0), rows enough to show them."
+    # a kernel measures the terminal it inherits: its bars would overflow the prefixed line, and 0 x 0 (unknown) hides
+    # them; a nested bar (an LLM call inside a stage's loop) would move the cursor down and up, which a prefixed line can't
     width = max(40, shown.width - len(shown.prefix) - 1) if shown is not None and shown.tty else 100
-    return {"TQDM_NCOLS": os.environ.get("TQDM_NCOLS") or str(width), "TQDM_NROWS": os.environ.get("TQDM_NROWS") or "50"}
+    env = {"TQDM_NCOLS": str(width), "TQDM_NROWS": "50", "TQDM_POSITION": "0"}
+    return {k: os.environ.get(k) or v for k, v in env.items()}
 
 def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True, out=None) -> dict:
     "Execute the stages of `rc` in `run_dir`; finished stages are skipped when `resume`. `progress`: show each stage's output live on `out` (stderr)."

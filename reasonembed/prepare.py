@@ -5,7 +5,7 @@
 
 # %% ../nbs/05b_prepare.ipynb #c335bd34
 from __future__ import annotations
-import dataclasses, json, random
+import dataclasses, json, random, shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,6 +378,9 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
             embedder = load_encoder(cfg.miner)                 # miner.backend: 'hf' (Embedder) or 'vllm' (VLLMEncoder)
         negs, removed = mine_negatives(embedder, t.docs, train_q, gold, dom.instruction, cfg.n_negatives, cfg.rank_window,
                                        cfg.sampling, cfg.seed, cfg.embed_batch_size, out / "emb_cache", cfg.chunk_size)
+        dropped["no_negative"] = sum(not negs.get(q.id) for q in train_q)
+        train_q = [q for q in train_q if negs.get(q.id)]
+        if not train_q: raise DataError(f"{cfg.source}: task {cfg.task!r}: no training row left ({dict(dropped)})")
     def make_llm_():
         from reasonembed.llm import make_llm
         return make_llm(cfg.reasoner.backend, cfg.reasoner.model, cache_path=cfg.llm_cache or str(out / "llm_cache.sqlite"), **cfg.reasoner.options)
@@ -390,15 +393,14 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
         for d in sorted(gold[q.id], key=lambda d: (-t.qrels[q.id][d], d)):
             if text_md5(texts[d]) not in seen: seen.add(text_md5(texts[d])); pos_ids.append(d)
         neg = negs.get(q.id, [])
-        if cfg.n_negatives > 0 and not neg: dropped["no_negative"] += 1; continue
         row = TrainSample(id=f"{task}/{q.id}", domain=dom.name, instruction=dom.instruction, query=q.text,
                           pos=[texts[d] for d in pos_ids], neg=[texts[d] for d, _, _ in neg], reasoning_query=qp[q.id][0],
                           pos_ids=pos_ids, neg_ids=[d for d, _, _ in neg], group_size=dom.group_size, batch_size=dom.batch_size,
                           meta={"q_prime": qp[q.id][1], "neg_ranks": [r for _, r, _ in neg], "neg_scores": [s for _, _, s in neg]})
         parse_record(to_json(row), TrainSample, where=f"{out / 'train.jsonl'} (row {row.id})")
         rows.append(row)
-    if not rows: raise DataError(f"{cfg.source}: task {cfg.task!r}: no training row left ({dict(dropped)})")
     write_jsonl(out / "train.jsonl", rows)
+    shutil.rmtree(out / "heldout", ignore_errors=True)                   # a previous config's held-out task goes
     if held: write_heldout(out / "heldout", task, held, t.qrels, t.docs, dom.instruction)
     src = Counter(r.meta["q_prime"] for r in rows)
     stats = {"task": task, "layout": cfg.layout, "source": cfg.source, "files": t.files, "domain": dom.name, "instruction": dom.instruction,

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError
 from .core import get_logger
-from .models import Embedder, EmbedderBase, EmbedderConfig, _resolve_dtype
+from .models import Embedder, EmbedderBase, EmbedderConfig, _resolve_dtype, stale_gguf_marker
 
 log = get_logger("encoders")
 
@@ -203,6 +203,7 @@ class VLLMEncoder(EmbedderBase):
                     max_model_len=max(cfg.query_max_len, cfg.passage_max_len), seed=0, trust_remote_code=self.remote_code,
                     pooler_config=dict(seq_pooling_type=VLLM_POOLING[self.pooling], use_activation=bool(cfg.normalize)))
         if self.device.type == "cpu": args["enforce_eager"] = True
+        if stale_gguf_marker(self.hf_config, self.base_path): args["hf_overrides"] = {"quantization_config": None}
         return {**args, **cfg.vllm_options}
 
     def set_max_len(self, query: int | None = None, passage: int | None = None):

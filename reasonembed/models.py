@@ -27,7 +27,7 @@ log = get_logger("models")
 __all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES',
            'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig', 'pool', 'st_pooling',
            'transformer_folder', 'is_decoder_config', 'appends_eos', 'add_eos_postprocessor', 'format_query',
-           'cpu_flags', 'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
+           'cpu_flags', 'stale_gguf_marker', 'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -190,13 +190,17 @@ def _resolve_dtype(name: str, device: torch.device, flags: set[str] | None = Non
     if name not in DTYPES: raise ConfigError(f"dtype {name!r}: expected one of {['auto', *DTYPES]}")
     return DTYPES[name]
 
+def stale_gguf_marker(config, folder) -> bool:
+    "Whether `config` names a GGUF quantization that `folder` no longer holds (a dequantized folder: plain safetensors)."
+    qc = getattr(config, "quantization_config", None)
+    qm = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)
+    return str(getattr(qm, "value", qm)) == "gguf" and not list(Path(folder).glob("*.gguf"))
+
 def _load_backbone(folder, dtype: torch.dtype, trust_remote_code: bool = False):
     "`AutoModel` (no LM head) from `folder`, ignoring a GGUF quantization marker left in a dequantized folder's config."
     from transformers import AutoConfig, AutoModel
     config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    qc = getattr(config, "quantization_config", None)
-    qm = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)
-    if str(getattr(qm, "value", qm)) == "gguf" and not list(Path(folder).glob("*.gguf")):
+    if stale_gguf_marker(config, folder):
         del config.quantization_config     # weights are plain safetensors; the marker would make the model unsaveable
     return AutoModel.from_pretrained(folder, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
 

@@ -53,8 +53,8 @@ class EmbedderConfig:
     query_template: str | None = opt(None, help="query format with {instruction} and {query}; None: 'Instruct: {instruction}\\nQuery: {query}' (query as is when there is no instruction)")
     query_max_len: int = opt(512, help="max tokens of a query (template included)")
     passage_max_len: int = opt(512, help="max tokens of a passage")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = opt("auto", help="compute precision; 'auto': bf16 where the hardware has it "
-                                                                   "(GPUs with bf16, else fp16; CPUs with avx512_bf16 or AMX), else fp32")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = opt("auto", help="compute precision; 'auto': bf16 on GPUs "
+                                                                   "that have it, else fp16; fp32 on CPU (the same numbers on every CPU)")
     weights_dtype: Literal["float32", "bfloat16", "float16"] | None = opt(None, help="dtype of the loaded weights; None: dtype on GPU, float32 on CPU")
     device: str = opt("auto", help="'auto', 'cpu', 'cuda', 'cuda:1'")
     append_eos: bool | None = opt(None, help="append EOS to every text; None: True for 'last' pooling")
@@ -176,17 +176,16 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     return set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
 
 def _resolve_dtype(name: str, device: torch.device, flags: set[str] | None = None) -> torch.dtype:
-    "The compute dtype `name` means on `device`; 'auto' is bf16 only where the hardware has it (`flags`: this CPU's; logged)."
+    "The compute dtype `name` means on `device`: 'auto' is bf16 on GPUs that have it (else fp16), fp32 on CPU (logged)."
     if name == "auto":
         if device.type == "cuda":
             dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             log.info(f"dtype auto on {device}: {str(dt)[6:]} ({'native bf16' if dt == torch.bfloat16 else 'no bf16 on this GPU'})")
             return dt
         have = sorted(set(CPU_BF16_FLAGS) & (cpu_flags() if flags is None else set(flags))) if device.type == "cpu" else []
-        dt = torch.bfloat16 if have else torch.float32
-        log.info(f"dtype auto on {device.type}: {str(dt)[6:]} " + (f"(this CPU has {', '.join(have)})" if have else
-                 f"(no {' / '.join(CPU_BF16_FLAGS)} here: bf16 would be emulated, several times slower than float32)"))
-        return dt
+        log.info(f"dtype auto on {device.type}: float32 " + (f"(this CPU has {', '.join(have)}: dtype bfloat16 is faster, "
+                 f"at bf16's precision)" if have else f"(no {' / '.join(CPU_BF16_FLAGS)} here: bf16 would be emulated, slower)"))
+        return torch.float32
     if name not in DTYPES: raise ConfigError(f"dtype {name!r}: expected one of {['auto', *DTYPES]}")
     return DTYPES[name]
 

@@ -12,7 +12,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['get_logger', 'seed_everything', 'get_device', 'cache_dir', 'git_commit', 'environment_info', 'write_run_files',
-           'run_timestamp', 'make_run_dir', 'md_table']
+           'run_timestamp', 'make_run_dir', 'vllm_python', 'vllm_subprocess_env', 'md_table']
 
 # %% ../nbs/00_core.ipynb #b3276f22
 def get_logger(name: str = "reasonembed", level: int | str | None = None) -> logging.Logger:
@@ -100,6 +100,21 @@ def make_run_dir(name: str, config=None, root="outputs", timestamp: str | None =
     run = Path(root) / f"{name}-{timestamp or run_timestamp()}"
     run.mkdir(parents=True, exist_ok=exist_ok)
     return write_run_files(run, config)
+
+# %% ../nbs/00_core.ipynb #3e781356
+def vllm_python() -> str:
+    "The Python interpreter that has vLLM: `$REASONEMBED_VLLM_PYTHON`, else this one."
+    return os.environ.get("REASONEMBED_VLLM_PYTHON", sys.executable)
+
+def vllm_subprocess_env() -> dict:
+    "Environment for a vLLM subprocess: this package importable first, vLLM's CPU KV cache 1 GiB, no usage stats."
+    import reasonembed
+    env = dict(os.environ)
+    root = str(Path(reasonembed.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")
+    return env
 
 # %% ../nbs/00_core.ipynb #618e68a8
 def md_table(df, floatfmt: str = ".2f") -> str:

@@ -91,10 +91,10 @@ def _worker_main(address: str) -> None:
 class _Worker:
     "Caller side of one engine worker process."
     def __init__(self, slot: str | None, args: dict):
-        from reasonembed.llm import _subprocess_env, vllm_python   # the project's one home of the vLLM interpreter and env
+        from reasonembed.core import vllm_python, vllm_subprocess_env
         self.slot, self.dir = slot, Path(tempfile.mkdtemp(prefix="re-vllm-enc-"))
         self.address, key = str(self.dir / "socket"), secrets.token_bytes(16)
-        env = _subprocess_env()
+        env = vllm_subprocess_env()
         env["REASONEMBED_ENGINE_KEY"] = key.hex()
         env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         env.setdefault("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")   # our lengths are clamped to the position table already

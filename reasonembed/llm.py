@@ -19,8 +19,8 @@ from .hub import resolve_model
 
 # %% auto #0
 __all__ = ['BACKENDS', 'LLMError', 'SamplingParams', 'request_seed', 'cache_key', 'ResponseCache', 'Request', 'Completion',
-           'check_conversations', 'LLM', 'FunctionLLM', 'TransformersLLM', 'VLLMLLM', 'vllm_python', 'OpenAILLM',
-           'make_llm', 'free_port', 'vllm_server']
+           'check_conversations', 'LLM', 'FunctionLLM', 'TransformersLLM', 'VLLMLLM', 'OpenAILLM', 'make_llm',
+           'free_port', 'vllm_server']
 
 # %% ../nbs/04_llm.ipynb #c4afc9df
 class LLMError(RuntimeError):
@@ -386,19 +386,7 @@ class VLLMLLM(LLM):
         import gc as _gc; _gc.collect()
 
 # %% ../nbs/04_llm.ipynb #567fec75
-def vllm_python() -> str:
-    "The Python interpreter that has vLLM: `$REASONEMBED_VLLM_PYTHON`, else this one."
-    return os.environ.get("REASONEMBED_VLLM_PYTHON", sys.executable)
-
-def _subprocess_env() -> dict:
-    "Environment for a vLLM subprocess: this package importable, the CPU KV-cache size set."
-    import reasonembed
-    env = dict(os.environ)
-    root = str(Path(reasonembed.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    env.setdefault("VLLM_NO_USAGE_STATS", "1")
-    return env
+from .core import vllm_python, vllm_subprocess_env   # their home: 00_core (the encoders' workers use them too)
 
 # %% ../nbs/04_llm.ipynb #915f9489
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -553,7 +541,7 @@ def vllm_server(model: str = "smollm2", served_name: str | None = None, port: in
     cmd = [python or vllm_python(), "-m", "vllm.entrypoints.openai.api_server", "--model", str(path), "--host", "127.0.0.1",
            "--port", str(port), "--served-model-name", served_name or str(model), *args]
     if _stale_gguf_quantization(path): cmd += ["--hf-overrides", json.dumps({"quantization_config": None})]
-    env = _subprocess_env()
+    env = vllm_subprocess_env()
     import torch
     if not torch.cuda.is_available() and "--enforce-eager" not in args: cmd.append("--enforce-eager")
     logf = open(log_file, "w") if log_file else tempfile.TemporaryFile("w+")

@@ -20,8 +20,8 @@ log = get_logger("benchmarks")
 __all__ = ['log', 'BRIGHT_HUB_ID', 'BRIGHT_REVISION', 'BRIGHT_TASKS', 'BRIGHT_LONG_TASKS', 'BRIGHT_TASK_LABELS',
            'BRIGHT_QUERY_VARIANTS', 'BRIGHT_INSTRUCTIONS', 'GENERIC_INSTRUCTION', 'MAX_LEN', 'R2MED_HUB_ORG',
            'R2MED_TASKS', 'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'Run', 'NA_ID', 'REFERENCE_SOURCE',
-           'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'list_local_tasks', 'check_task', 'variant_config',
-           'task_instruction', 'load_bright_task', 'load_r2med_task']
+           'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'list_local_tasks', 'check_task',
+           'variant_config', 'task_instruction', 'load_bright_task', 'r2med_local_file', 'beir_row', 'load_r2med_task']
 
 # %% ../nbs/03_benchmarks.ipynb #fb99367c
 BRIGHT_HUB_ID = "xlangai/BRIGHT"
@@ -220,16 +220,38 @@ def _read_qrels_text(path: Path) -> list[dict]:
         rows.append({"q_id": qid, "p_id": did, "score": score})
     return rows
 
+R2MED_LOCAL_FILES = {   # the names a local task folder may use, first found wins: R2MED's, its original repository's, BEIR's
+    "corpus": ["corpus.jsonl", "corpus.parquet"],
+    "query": ["query.jsonl", "query.parquet", "queries.jsonl", "queries.parquet"],
+    "qrels": ["qrels.jsonl", "qrels.parquet", "qrels.txt", "qrels.tsv", "qrels/test.tsv"]}
+
+def r2med_local_file(folder: Path, what: str) -> Path | None:
+    "The `what` file ('corpus', 'query', 'qrels') of a local R2MED- or BEIR-layout task folder; None if there is none."
+    folder = Path(folder)
+    found = next((folder / n for n in R2MED_LOCAL_FILES[what] if (folder / n).is_file()), None)
+    if found or what != "qrels": return found
+    splits = sorted((folder / "qrels").glob("*.tsv"))         # BEIR: qrels/<split>.tsv; test.tsv is taken above
+    if len(splits) > 1: raise DataError(f"{folder / 'qrels'}: several splits ({', '.join(s.name for s in splits)}) and no "
+                                        f"test.tsv: keep the split to use, or name it qrels.tsv in {folder}")
+    return splits[0] if splits else None
+
+def beir_row(row: dict, what: str) -> dict:
+    "A BEIR row in R2MED's names: `_id` is the id; a corpus row's non-empty `title` goes before its text, as BEIR reads it."
+    if "_id" in row and "id" not in row: row = {**row, "id": row["_id"]}
+    title = row.get("title")
+    if what == "corpus" and isinstance(title, str) and title.strip() and isinstance(row.get("text"), str):
+        row = {**row, "text": f"{title.strip()} {row['text']}"}
+    return row
+
 def _r2med_rows(source: str | Path, task: str, what: str, revision: str | None) -> tuple[list[dict], str]:
     p = Path(source).expanduser()
     if p.exists():
         folder = p / task if (p / task).is_dir() else p
-        for name in (f"{what}.jsonl", f"{what}.parquet"):
-            if (folder / name).exists(): return _read_rows(folder / name), str(folder / name)
-        if what == "qrels":
-            for name in ("qrels.txt", "qrels.tsv"):
-                if (folder / name).exists(): return _read_qrels_text(folder / name), str(folder / name)
-        raise DataError(f"{folder}: no {what}.jsonl (an R2MED task folder holds corpus.jsonl, query.jsonl, qrels.jsonl)")
+        f = r2med_local_file(folder, what)
+        if f is None: raise DataError(f"{folder}: no {what}.jsonl (an R2MED task folder holds corpus.jsonl, query.jsonl, "
+                                      f"qrels.jsonl; a BEIR one corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+        rows = _read_qrels_text(f) if f.suffix in (".txt", ".tsv") else _read_rows(f)
+        return [beir_row(r, what) for r in rows], str(f)
     if str(source).startswith((".", "/", "~")) or "/" in str(source):
         raise DataError(f"{source}: no such directory, and not a hub organisation like '{R2MED_HUB_ORG}'")
     repo = f"{source}/{task}"

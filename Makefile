@@ -13,7 +13,7 @@ CONFIG ?= configs/demo.yaml
 # nbdev-test runs 2 notebooks at once: one torch thread each, or the two fight over the 2 cores (50-100x slower).
 NBTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --cell-timing-min 30
 
-.PHONY: install install-vllm test test-fast demo check-sync clean-venv lab
+.PHONY: install install-vllm test test-fast demo check-sync clean-venv lab figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ test-fast: install check-sync
 
 demo: install
 	$(BIN)/reasonembed run $(CONFIG)
+
+# The library notebooks that draw figures: executed, their figures kept (CONTRIBUTING.md), every other output dropped.
+FIGURE_NBS := nbs/01_data.ipynb nbs/03c_evaluation.ipynb nbs/05a_remixer.ipynb nbs/06_loss.ipynb nbs/07a_intensity.ipynb nbs/08_training.ipynb
+figures: install
+	for nb in $(FIGURE_NBS); do $(NBTEST) --save $$nb || exit 1; done
+	$(BIN)/python .ci/keep_figures.py $(FIGURE_NBS)
+	$(BIN)/nbdev-clean
 
 lab: install
 	$(BIN)/jupyter lab nbs/

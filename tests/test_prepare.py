@@ -137,14 +137,15 @@ def test_labelled_profile_end_to_end(demo_set, tmp_path, monkeypatch):
     ev = json.loads((run / "evaluate" / "evaluation.json").read_text())
     assert [r["model"] for r in ev["tables"]["held-out"]] == ["base", "Basic", "RI"]
     assert all(0 <= r["Avg"] <= 100 for r in ev["tables"]["held-out"])
-    assert "## Retrieval" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "## Retrieval" in report and "## Labelled data (`prepare`)" in report and "12 training rows" in report
     # the terminal saw each stage's own progress while it ran
     lines = shown.getvalue().splitlines()
     def saw(stage, text): return any(l.startswith(f"[{stage}] ") and text in l for l in lines)
     assert saw("prepare", "encode corpus") and saw("prepare", "mining: 100%") and saw("prepare", "training rows"), lines
     for stage in ("train_basic", "train_ri"):
         assert saw(stage, "train: 100%") and saw(stage, "step 2/2 loss"), stage
-    assert saw("evaluate", "ndcg_cut_10") and saw("report", "wrote"), lines
+    assert saw("evaluate", "ndcg_cut_10") and saw("evaluate", "encode corpus") and saw("report", "wrote"), lines
     summary = run_summary(run)
     assert "| base |" in summary and "| RI |" in summary and "time per stage: prepare" in summary
     assert f"report: {run / 'report.md'}" in summary

@@ -69,8 +69,9 @@ def test_paper_profiles_follow_the_recipe(backbone, start, route):
         r = st["synthesize"]["remixer"]
         assert len(st["synthesize"]["domains"].split(",")) == 12 and r["annotator"]["model"] == "hanhainebula/reason-embed-annotator-qwen3-8b-0928"
         assert (r["miner"]["query_max_len"], r["miner"]["trust_remote_code"]) == (8192, True)
+        assert (r["miner"]["backend"], r["miner"]["vllm_options"]) == ("vllm", {"hf_overrides": {"is_causal": False}})
     ev = st["evaluate"]
-    assert ev["bright_dir"] == "hub" and ev["r2med_dir"] == "hub"
+    assert ev["bright_dir"] == "hub" and ev["r2med_dir"] == "hub" and ev["evaluation"]["embedder_overrides"]["backend"] == "vllm"
     assert [max_lengths(from_dict(EvalConfig, {**ev["evaluation"], "benchmark": b})) for b in ("bright", "r2med")] == [(8192, 8192), (512, 512)]
 
 

@@ -59,6 +59,7 @@ def data_files(entry: str, domains: list[str] | None = None, revision: str | Non
     wanted = domains or list(BRIGHT_DOMAINS)
     return [hub_file(str(entry), f"{RELEASED_FOLDER}/{d}-formatted.jsonl", revision) for d in wanted]
 
+# %% ../nbs/07_batching.ipynb #2cab68bb
 def load_train_samples(paths: str | list[str], domains: list[str] | None = None) -> tuple[list[TrainSample], list[str]]:
     """Read training data (files, folders, hub ids; ours or the released layout): `(samples, where)`, `where[i]` =
     'file:line' of sample i; ids must be unique across files. `domains` keeps only those domains."""

@@ -173,6 +173,7 @@ def task_instruction(task: str, setting: str = "short", instructions: dict[str, 
     if instructions and task in instructions: return instructions[task]
     return BRIGHT_INSTRUCTIONS[setting].get(task) or BRIGHT_INSTRUCTIONS["short"].get(task) or GENERIC_INSTRUCTION
 
+# %% ../nbs/03_benchmarks.ipynb #4891fba8
 def load_bright_task(task: str, source: str | Path = BRIGHT_HUB_ID, setting: str = "short", query_variant: str = "original",
                      revision: str | None = BRIGHT_REVISION, instructions: dict[str, str] | None = None,
                      strict_gold: bool = False) -> tuple[list[Doc], list[Query], dict[str, dict[str, int]]]:
@@ -243,6 +244,7 @@ def beir_row(row: dict, what: str) -> dict:
         row = {**row, "text": f"{title.strip()} {row['text']}"}
     return row
 
+# %% ../nbs/03_benchmarks.ipynb #e08d9fa4
 def _r2med_rows(source: str | Path, task: str, what: str, revision: str | None) -> tuple[list[dict], str]:
     p = Path(source).expanduser()
     if p.exists():

@@ -142,6 +142,7 @@ class _Porter:
             self.step1(); self.step2(); self.step3(); self.step4(); self.step5(); self.step6()
         return "".join(self.b[:self.k + 1])
 
+# %% ../nbs/03b_bm25.ipynb #d8ae73c1
 @lru_cache(maxsize=1 << 20)
 def porter_stem(word: str) -> str:
     "Porter-stem a lower-cased word exactly as Lucene's `PorterStemFilter` does."

@@ -114,6 +114,7 @@ def _yaml_key_lines(text: str) -> dict:
     if not isinstance(node, yaml.MappingNode): return {}
     return {k.value: k.start_mark.line + 1 for k, _ in node.value}
 
+# %% ../nbs/00a_config.ipynb #9f300f0c
 def load_yaml(path) -> dict:
     "Read a YAML mapping, with errors that name the file and line."
     path = Path(path)

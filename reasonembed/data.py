@@ -44,6 +44,7 @@ class Qrel:
     relevance: int = 1
     _nonempty: typing.ClassVar = ("query_id", "doc_id")
 
+# %% ../nbs/01_data.ipynb #7e250353
 @dataclass
 class TrainSample:
     "One training query with its positives and hard negatives: ReMixer's output and the trainer's input."

@@ -161,6 +161,7 @@ class _Worker:
             except OSError: pass
             self.conn = None
 
+# %% ../nbs/02a_encoders.ipynb #7cf3e8b2
 def _close_all(workers: list):
     for w in list(workers): w.close()
     workers.clear()

@@ -101,6 +101,7 @@ class EvalConfig:
     reference_rows: list[str] = opt(["BM25 (BM25Q)", "ReasonEmbed Qwen3-8B"], help="paper rows drawn beside ours in the chart")
     show_progress: bool = opt(True, help="progress bars")
 
+# %% ../nbs/03c_evaluation.ipynb #a3f8b552
 def _task_list(cfg: EvalConfig) -> list[str]:
     if cfg.benchmark == "r2med":
         tasks = cfg.tasks or list(R2MED_TASKS)
@@ -168,6 +169,7 @@ def results_markdown(results: dict) -> str:
         note = f"\n\nnDCG@10 ×100, R2MED. Reference averages: {REFERENCE_SOURCE.replace('BRIGHT table', 'R2MED results')}."
     return head + "\n".join(lines) + note + "\n"
 
+# %% ../nbs/03c_evaluation.ipynb #d47d2b54
 def plot_results(results: dict, path: str | Path, reference_rows: list[str] | None = None) -> Path:
     "Bar chart of nDCG@10 per task: ours beside the chosen reference rows (BRIGHT short/original only)."
     import matplotlib; matplotlib.use("Agg", force=False)
@@ -215,6 +217,7 @@ def _run_key(cfg: EvalConfig, embedder=None) -> dict:
     if embedder is not None: key["embedder"] = f"{getattr(embedder, 'name', '')}|{weights_fingerprint(embedder)}"
     return key
 
+# %% ../nbs/03c_evaluation.ipynb #34e13d5a
 def evaluate(config: EvalConfig, embedder=None) -> dict:
     "Evaluate `config.model` (or a given `embedder`) on the configured tasks; writes runs, metrics and reports."
     cfg = config

@@ -70,6 +70,7 @@ def cache_key(model: str, messages: list[dict], params: SamplingParams, sample: 
     payload = dict(model=model, messages=messages, params=params.key_fields(), sample=int(sample), tag=tag)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
+# %% ../nbs/04_llm.ipynb #67240c73
 class ResponseCache:
     "Persistent completions: an SQLite file (WAL), or `':memory:'` for a throw-away cache."
     def __init__(self, path: str | Path = ":memory:"):
@@ -150,6 +151,7 @@ def check_conversations(conversations) -> None:
             if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
                 raise LLMError(f"conversation {i}, message {j}: expected {{'role': str, 'content': str}}, got {m!r:.80}")
 
+# %% ../nbs/04_llm.ipynb #76acdd1b
 class LLM:
     "Base class: cached, resumable chat over a backend's `_generate`."
     backend = "base"
@@ -261,6 +263,7 @@ def _cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
 
+# %% ../nbs/04_llm.ipynb #0a113edb
 class TransformersLLM(LLM):
     "transformers `generate`: batched, left padding, the tokenizer's chat template, per-row seeded sampling."
     backend = "transformers"
@@ -318,6 +321,7 @@ def _stale_gguf_quantization(path: Path) -> bool:
     except (OSError, ValueError): return False
     return q.get("quant_method") == "gguf" and not any(Path(path).glob("*.gguf"))
 
+# %% ../nbs/04_llm.ipynb #3cc70c37
 class VLLMLLM(LLM):
     "vLLM's offline engine; `engine_kwargs` go to `vllm.LLM` (tensor_parallel_size, gpu_memory_utilization, ...)."
     backend = "vllm"
@@ -406,6 +410,7 @@ def _error_text(resp) -> str:
         return str(err.get("message", err) if isinstance(err, dict) else err)[:500]
     except ValueError: return resp.text[:500]
 
+# %% ../nbs/04_llm.ipynb #480d6c86
 class OpenAILLM(LLM):
     "Client of OpenAI-compatible chat-completion servers: several base URLs, bounded concurrency, retries."
     backend = "openai"

@@ -95,6 +95,7 @@ class _GatherWithGrad(torch.autograd.Function):
         start = sum(ctx.sizes[:ctx.rank])
         return g[start:start + ctx.sizes[ctx.rank]], None, None, None
 
+# %% ../nbs/06_loss.ipynb #ceb74e96
 def gather_with_grad(x: Tensor, group=None) -> Tensor:
     "All-gather `x` along dim 0 across ranks (rank order); gradients of all ranks flow back to the local shard. Identity when not distributed."
     rank, world = dist_info(group)
@@ -141,6 +142,7 @@ def ri_weights(loss: Tensor, loss_reason: Tensor, kappa: float = 5.0, eps: float
         w = torch.where(tot > 0, c / tot.clamp_min(1e-30), m / m.sum().clamp_min(1))
     return w, ri
 
+# %% ../nbs/06_loss.ipynb #8ab9223c
 def _default_global_pos(n, m, group_size, rank, world, device):
     if world == 1: return default_pos_idx(n, m, group_size, device)
     if group_size is None:
@@ -152,6 +154,7 @@ def _default_global_pos(n, m, group_size, rank, world, device):
                          f"got {m}: gather them with gather_with_grad or pass pos_idx")
     return global_pos_idx(n, group_size, rank, device)
 
+# %% ../nbs/06_loss.ipynb #65cf9983
 def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor | None = None, group_size: int | None = None,
                 tau: float = 0.02, kappa: float = 5.0, step: int = 0, ri_start_step: int = 100, eps: float = 1e-6,
                 mode: Literal["ri", "basic"] = "ri", normalize: bool = False, sample_mask: Tensor | None = None,
@@ -187,6 +190,7 @@ def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor |
     stats = _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, use_ri)
     return loss, stats
 
+# %% ../nbs/06_loss.ipynb #4f9f508e
 def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, used_ri) -> RIStats:
     keep = m_all > 0
     nan = torch.tensor(math.nan, device=L_all.device)
@@ -267,6 +271,7 @@ def slice_inputs(inputs: Mapping, start: int, end: int) -> dict:
         else: out[k] = v
     return out
 
+# %% ../nbs/06_loss.ipynb #38b482c0
 class GradCache:
     "Chunked two-pass contrastive step: loss over the whole batch, activations of one chunk at a time, dropout replayed."
     def __init__(self, embed_fn: Callable[[dict], Tensor], chunk_size: int, no_sync: Callable[[], Any] | None = None,

@@ -203,6 +203,7 @@ def _load_backbone(folder, dtype: torch.dtype, trust_remote_code: bool = False):
         del config.quantization_config     # weights are plain safetensors; the marker would make the model unsaveable
     return AutoModel.from_pretrained(folder, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
 
+# %% ../nbs/02_models.ipynb #2181fadf
 def remote_code(folder) -> str | None:
     "The class that a model folder's `config.json` maps `AutoModel` to in its own code (`auto_map`), or None."
     amap = (_read_json(Path(folder) / "config.json") or {}).get("auto_map") or {}
@@ -237,6 +238,7 @@ def _lora_targets(model: torch.nn.Module, wanted: list[str]) -> list[str]:
 SAVED_CONFIG = "reasonembed.json"
 _SAVED_KEYS = ("pooling", "normalize", "query_template", "query_max_len", "passage_max_len", "append_eos", "padding_side")
 
+# %% ../nbs/02_models.ipynb #9815373c
 class EmbedderBase:
     "What every encoding backend shares, without the network: resolved folder, saved settings, pooling, EOS, tokenizer, lengths, `name`."
     def __init__(self, config: EmbedderConfig | None = None, _explicit: set[str] | None = None, **overrides):
@@ -314,6 +316,7 @@ class EmbedderBase:
         return (f"{ident}|pool={self.pooling}|norm={int(self.config.normalize)}|eos={int(self.append_eos)}"
                 f"|q={self.config.query_max_len}|p={self.config.passage_max_len}|tpl={self.query_template!r}")
 
+# %% ../nbs/02_models.ipynb #1ffb9a3f
 class Embedder(EmbedderBase):
     "A text embedding model (encoder or decoder backbone) with pooling, templates, fast encoding, LoRA and export."
     def __init__(self, config: EmbedderConfig | None = None, _explicit: set[str] | None = None, **overrides):
@@ -362,7 +365,6 @@ class Embedder(EmbedderBase):
         return (f"Embedder({self.source}, {'decoder' if self.is_decoder else 'encoder'}, pooling={self.pooling}, dim={self.dim}, "
                 f"device={self.device}, dtype={self.compute_dtype}, lora={self.is_peft})")
 
-
 # %% ../nbs/02_models.ipynb #6d1fdefe
 def _check_texts(texts):
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
@@ -399,6 +401,7 @@ def _autocast(self: Embedder, device: torch.device):
     if self.compute_dtype == torch.float32: return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=self.compute_dtype)
 
+# %% ../nbs/02_models.ipynb #0f1e50e1
 @patch
 def _forward(self: Embedder, model, batch: dict) -> torch.Tensor:
     mask = batch["attention_mask"]
@@ -426,7 +429,6 @@ def format_query(self: EmbedderBase, query: str, instruction: str | None = None)
     "The query text as the model sees it (template + instruction)."
     return format_query(query, instruction, self.config.query_template)
 
-
 # %% ../nbs/02_models.ipynb #a3612e71
 @patch
 def _encode_devices(self: Embedder) -> list[torch.device]:
@@ -448,6 +450,7 @@ def _replica(self: Embedder, k: int, device: torch.device):
         self._replicas[key][0].load_state_dict(self.model.state_dict())
     return self._replicas[key]
 
+# %% ../nbs/02_models.ipynb #5d4fb1f8
 @patch
 def encode(self: Embedder, texts: list[str], is_query: bool = False, batch_size: int = 32, show_progress: bool = True,
            output_dtype: str = "float32", desc: str | None = None) -> np.ndarray:
@@ -490,6 +493,7 @@ def encode(self: Embedder, texts: list[str], is_query: bool = False, batch_size:
         if was_training: self.model.train()
     return out
 
+# %% ../nbs/02_models.ipynb #104bb448
 @patch
 def encode_queries(self: EmbedderBase, queries: list[str], instruction: str | list[str] | None = None, batch_size: int = 32,
                    show_progress: bool = True, output_dtype: str = "float32") -> np.ndarray:
@@ -577,6 +581,7 @@ def _write_st_layout(self: Embedder, path: Path, instruction: str | None):
               "__version__": {"sentence_transformers": sentence_transformers.__version__, "transformers": transformers.__version__, "pytorch": torch.__version__}}
     (path / "config_sentence_transformers.json").write_text(json.dumps(st_cfg, indent=2))
 
+# %% ../nbs/02_models.ipynb #31233a96
 @patch
 def _save_tokenizer(self: Embedder, folder: Path):
     self.tokenizer.save_pretrained(folder)

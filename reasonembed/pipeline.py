@@ -99,6 +99,7 @@ class RunConfig:
     output_root: str = "outputs"
     source: str = "<dict>"
 
+# %% ../nbs/09_pipeline.ipynb #e8afb775
 def _check_param_types(stage: str, given: dict, defaults: dict, where: str):
     for k, v in given.items():
         d = defaults[k]
@@ -117,6 +118,7 @@ def _check_blocks(stage: str, params: dict, nb: Path, where: str):
         try: from_dict(getattr(importlib.import_module(mod), cls), params[name], where=f"{where}: stage '{stage}', {name}")
         except (ConfigError, ValueError) as e: raise ConfigError(str(e)) from None
 
+# %% ../nbs/09_pipeline.ipynb #f27130ca
 def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None, nbs: Path | None = None) -> RunConfig:
     "Check a run config against the notebooks' parameters and config blocks; errors name the file, the stage and the key."
     lines = lines or {}
@@ -173,6 +175,7 @@ class _StreamWriter:
         if self.pending.strip() and not self.status: self.owner._line(self.pending)
         self.pending, self.status = "", False
 
+# %% ../nbs/09_pipeline.ipynb #70ecc0f4
 class StageOutput:
     "A stage's kernel output shown live: lines prefixed `[stage]`; progress bars redrawn in place on a terminal, else throttled lines."
     def __init__(self, stage: str, out=None, tty: bool | None = None, every: float = 10.0, width: int | None = None):
@@ -233,6 +236,7 @@ def _bar_env(shown: StageOutput | None) -> dict[str, str]:
     env = {"TQDM_NCOLS": str(width), "TQDM_NROWS": "50", "TQDM_POSITION": "0"}
     return {k: os.environ.get(k) or v for k, v in env.items()}
 
+# %% ../nbs/09_pipeline.ipynb #634a4a8d
 def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True, out=None) -> dict:
     "Execute the stages of `rc` in `run_dir`; finished stages are skipped when `resume`. `progress`: show each stage's output live on `out` (stderr)."
     import papermill as pm
@@ -264,6 +268,7 @@ def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress:
         log.info(f"stage {st.name}: done in {_duration(timings[st.name])}")
     return timings
 
+# %% ../nbs/09_pipeline.ipynb #09358a64
 def run_pipeline(config_path, output_root: str | None = None, name: str | None = None, nbs: Path | None = None,
                  progress: bool = True, out=None) -> Path:
     "Check the config, create `outputs/<name>-<timestamp>/` and execute every stage. Returns the run directory."

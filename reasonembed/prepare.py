@@ -75,6 +75,7 @@ class PrepareConfig:
     llm_cache: str | None = opt(None, help="the reasoner's response cache (default: <out>/llm_cache.sqlite)")
     chunk_size: int = opt(64, help="queries per LLM request and per mining step")
 
+# %% ../nbs/05b_prepare.ipynb #6140f3f7
 def check_config(cfg: PrepareConfig) -> None:
     "Range checks that need no data."
     if not str(cfg.source).strip(): raise ConfigError("source: give a local folder or a hub dataset id")
@@ -153,6 +154,7 @@ def task_files(cfg: PrepareConfig) -> dict[str, Path | None]:
     rev = cfg.revision or R2MED_REVISIONS.get(cfg.task)
     return {k: hub_file(f"{cfg.source}/{cfg.task}", f"{w}.jsonl", rev) for k, w in what.items()}
 
+# %% ../nbs/05b_prepare.ipynb #06d45f5d
 def located_rows(path) -> list[tuple[str, dict]]:
     "The rows of a JSONL, parquet or qrels-text file, each with its location: `file:line` (parquet: `file: row n`)."
     path = Path(path)
@@ -176,6 +178,7 @@ def _ids(v, loc: str, key: str) -> list[str]:
     try: return [str(x) for x in v]
     except TypeError: raise DataError(f"{loc}: field '{key}': expected a list of ids, got {type(v).__name__}") from None
 
+# %% ../nbs/05b_prepare.ipynb #f8dc8491
 def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]]]:
     "`(query locations, q′ field texts, (query id, gold id) pairs missing from the corpus)`; errors name file and line."
     bright = cfg.layout == "bright"
@@ -216,6 +219,7 @@ def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, s
             gold(loc, qid, did)
     return where, texts, missing
 
+# %% ../nbs/05b_prepare.ipynb #f9335fbd
 def load_labelled(cfg: PrepareConfig) -> LabelledTask:
     "Check the raw rows (errors name file and line), then load the task with the benchmark loaders."
     files = task_files(cfg)
@@ -343,6 +347,7 @@ def write_heldout(folder, task: str, queries: list[Query], qrels: dict[str, dict
 def _dist(xs: list[int]) -> dict:
     return {"mean": round(float(np.mean(xs)), 2), "min": int(min(xs)), "max": int(max(xs))} if xs else {"mean": 0, "min": 0, "max": 0}
 
+# %% ../nbs/05b_prepare.ipynb #a9ad068d
 def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     "Labelled set → `train.jsonl`, `heldout/` and `prepare.json` in `out_dir`; returns the statistics."
     cfg, out = config, Path(out_dir)
@@ -418,6 +423,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     log.info(f"{task}: {len(rows)} training rows, {len(held)} held-out queries, q' coverage {stats['q_prime']['coverage']:.0%} -> {out}")
     return stats
 
+# %% ../nbs/05b_prepare.ipynb #a09e1c9e
 def stats_table(stats: dict):
     "The statistics of a `prepare` run as a two-column table."
     import pandas as pd

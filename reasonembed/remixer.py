@@ -87,6 +87,7 @@ def _usage(llms) -> dict[str, int]:
             if isinstance(v, (int, float)): tot[k] += v
     return dict(tot)
 
+# %% ../nbs/05a_remixer.ipynb #a487010c
 class StageLog:
     "Resumable bookkeeping of one stage: `<name>.jsonl` (kept), `<name>.dropped.jsonl`, `<name>.stats.json`."
     def __init__(self, out_path, cls):
@@ -144,6 +145,7 @@ class StageLog:
         self.extra.update(extra)
         return self.write_stats(complete=True)
 
+# %% ../nbs/05a_remixer.ipynb #1bd0217f
 def _resolve(x):
     "An object, or the result of calling a zero-argument factory (so models load only when there is work)."
     return x() if callable(x) and not hasattr(x, "chat") and not hasattr(x, "encode_queries") else x
@@ -173,6 +175,7 @@ def source_filter(docs: list[Doc], min_chars: int = 200, max_chars: int = 5000,
         seen.add(h); kept.append(d)
     return kept, why
 
+# %% ../nbs/05a_remixer.ipynb #4a86f4d7
 def select_sources(corpus, out_path, domain: Domain, n_sources: int = 10000, min_chars: int = 200, max_chars: int = 5000,
                    exclude: dict[str, set[str]] | None = None, seed: int = 0, clean: bool = False, llm=None, params=None,
                    chunk_size: int = 64, strict: bool = True) -> dict:
@@ -341,6 +344,7 @@ def split_labels(doc_ids: list[str], labels: list[int], min_pos_score: int = 3,
         neg = [p for p in neg if not (text_md5(texts[p[0]]) in seen or seen.add(text_md5(texts[p[0]])))]
     return pos, neg
 
+# %% ../nbs/05a_remixer.ipynb #1e5b4c22
 def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None, params=None, reasoning: bool = True,
                      max_words: int = 256, min_pos_score: int = 3, max_pos: int | None = None, max_neg: int | None = None,
                      chunk_size: int = 64) -> dict:
@@ -404,6 +408,7 @@ class CustomDomain:
 
 def _sampling(**kw): return lambda: SamplingParams(seed=0, **kw)   # one completion per conversation, seeded
 
+# %% ../nbs/05a_remixer.ipynb #2c5dffe4
 @dataclass
 class RemixerConfig:
     "A ReMixer run: corpus, domain, models, and the settings of stages 0-4."
@@ -455,6 +460,7 @@ class RemixerConfig:
     chunk_size: int = opt(64, help="items per LLM request and per resume step (annotation: 4x as many pairs)")
     seed: int = opt(0, help="seed of the source shuffle and the condition draws")
 
+# %% ../nbs/05a_remixer.ipynb #a054e57e
 def check_config(cfg: RemixerConfig) -> Domain:
     "Range checks; returns the run's domain."
     custom = None
@@ -507,6 +513,7 @@ class _Bright:
             self.tasks[task] = load_bright_task(task, self.source)
         return self.tasks[task]
 
+# %% ../nbs/05a_remixer.ipynb #66690a12
 def load_inputs(cfg: RemixerConfig, dom: Domain) -> tuple[list[Doc], dict[str, set[str]], list[str]]:
     "`(corpus, {reason: ids never used as sources}, test query texts)` of a run."
     from reasonembed.benchmarks import NA_ID
@@ -545,6 +552,7 @@ def _check_out_dir(out: Path, cfg: RemixerConfig):
     out.mkdir(parents=True, exist_ok=True)
     f.write_text(yaml.safe_dump(new, sort_keys=False))
 
+# %% ../nbs/05a_remixer.ipynb #8d380884
 def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = None, embedder=None) -> dict:
     "Run (or resume) stages 0-4 into `out_dir`; returns the statistics (also in `out_dir/stats.json`)."
     cfg, out = config, Path(out_dir)

@@ -114,6 +114,7 @@ def embedding_cache_path(embedder, docs: list[Doc], cache_dir: str | Path) -> Pa
 
 CORPUS_DTYPE = "float16"   # storage of cached corpus embeddings: half of float32 (nDCG@10 change: 03c_evaluation)
 
+# %% ../nbs/03a_retrieval.ipynb #28925012
 def encode_corpus_cached(embedder, docs: list[Doc], cache_dir: str | Path | None, batch_size: int = 32,
                          show_progress: bool = True, shard_size: int = 16384, dtype: str = CORPUS_DTYPE) -> np.ndarray:
     "Corpus embeddings (`dtype`), loaded from `cache_dir` when present, else encoded (resumably, in shards) and saved."

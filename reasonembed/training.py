@@ -38,6 +38,7 @@ __all__ = ['log', 'LR_BY_BACKBONE', 'TrainConfig', 'resolve_for_backbone', 'trai
 LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
                   "encoder": 2e-5}   # small full-fine-tuned encoders: sentence-transformers' default
 
+# %% ../nbs/08_training.ipynb #ad42fb35
 @dataclass
 class TrainConfig:
     "A training run (Redapter): data, the embedder, loss and batching configs, optimiser, checkpoints and logging."
@@ -96,7 +97,7 @@ def resolve_for_backbone(cfg: TrainConfig, is_decoder: bool) -> TrainConfig:
     lr = cfg.lr if cfg.lr is not None else LR_BY_BACKBONE[kind]
     loss = resolve_temperature(cfg.loss, is_decoder)
     chosen = [f"{k} {v}" for k, v, given in (("lr", lr, cfg.lr), ("loss.temperature", loss.temperature, cfg.loss.temperature)) if given is None]
-    if chosen: log.info(f"{' and '.join(chosen)}: the defaults for a {kind} backbone (set them in the config to override)")
+    if chosen: log.info(f"{' and '.join(chosen)}: the defaults for {kind} backbones (set them in the config to override)")
     return dataclasses.replace(cfg, lr=lr, loss=loss)
 
 def training_embedder(cfg: TrainConfig, device: str | None = None) -> EmbedderConfig:
@@ -202,6 +203,7 @@ def checkpoints(output_dir) -> list[Path]:
     cps = [p for p in root.glob("step-*") if (p / "state.json").exists() and not p.name.endswith(".tmp")]
     return sorted(cps, key=lambda p: int(p.name.split("-")[1]))
 
+# %% ../nbs/08_training.ipynb #63d39069
 def save_checkpoint(output_dir, step: int, model: torch.nn.Module, optimizer, scheduler, state: dict,
                     rank: int = 0, world_size: int = 1, keep: int = 2, engine=None) -> Path:
     """Write `checkpoints/step-<step>/` atomically: rank 0 the trainable weights and the optimiser + scheduler (under
@@ -225,6 +227,7 @@ def save_checkpoint(output_dir, step: int, model: torch.nn.Module, optimizer, sc
     if world_size > 1: dist.barrier()
     return final
 
+# %% ../nbs/08_training.ipynb #d5068962
 def load_checkpoint(path, model: torch.nn.Module, optimizer, scheduler, rank: int = 0, engine=None) -> dict:
     "Restore weights, optimiser, scheduler (or the DeepSpeed engine) and this rank's RNG from `path`; returns its state.json."
     from safetensors.torch import load_file
@@ -292,6 +295,7 @@ class DeepSpeedUpdater(Updater):
         g = self.engine.get_global_grad_norm()
         return float("nan") if g is None else float(g)
 
+# %% ../nbs/08_training.ipynb #58de68a0
 def forward_backward(emb, batch: TrainBatch, inputs: dict, loss: LossConfig, step: int, updater: Updater,
                      grad_cache_chunk: int = 0) -> tuple[float, RIStats]:
     "Embed, compute the loss and accumulate gradients (plain or GradCache); returns `(loss value, stats)`."
@@ -373,6 +377,7 @@ def _check_resume(cfg: TrainConfig, state: dict, fingerprint: str, world_size: i
     if state.get("world_size", 1) != world_size:
         raise ConfigError(f"{path}: cannot resume: saved with {state.get('world_size')} ranks, now {world_size}")
 
+# %% ../nbs/08_training.ipynb #69e6d369
 def _make_deepspeed(cfg: TrainConfig, emb, params, optimizer, scheduler, device: str):
     "Wrap the model with DeepSpeed (ZeRO), our AdamW and schedule inside; a clear error when the package is missing."
     try: import deepspeed, deepspeed.ops
@@ -421,6 +426,7 @@ def _export(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path):
     emb.save(out / "model", adapter=True, merged=cfg.save_merged, sentence_transformers=cfg.save_merged, instruction=inst)
     log.info(f"model saved to {out / 'model'}")
 
+# %% ../nbs/08_training.ipynb #c9bb6029
 def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | None = None) -> Path:
     "Train an embedder with (RI-)InfoNCE as `config` says; returns the output folder. `samples` replaces `config.data`."
     cfg = config if isinstance(config, TrainConfig) else (

@@ -13,6 +13,7 @@ from typing import Iterable
 import numpy as np
 import regex
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 
 from .data import Doc, Query
 from .benchmarks import Run
@@ -28,80 +29,6 @@ class _Porter:
     def __init__(self, word: str):
         self.b, self.k, self.j = list(word), len(word) - 1, 0
 
-    def cons(self, i: int) -> bool:
-        "Is b[i] a consonant? 'y' is a consonant at the start or after a vowel."
-        n = 0                                   # walk back over a run of y's iteratively
-        while True:
-            c = self.b[i]
-            if c in "aeiou": return n % 2 == 1
-            if c != "y": return n % 2 == 0
-            if i == 0: return n % 2 == 0
-            n += 1; i -= 1
-
-    def m(self) -> int:
-        "The number of consonant-vowel sequences in b[0..j]."
-        n, i, j = 0, 0, self.j
-        while True:
-            if i > j: return n
-            if not self.cons(i): break
-            i += 1
-        i += 1
-        while True:
-            while True:
-                if i > j: return n
-                if self.cons(i): break
-                i += 1
-            i += 1; n += 1
-            while True:
-                if i > j: return n
-                if not self.cons(i): break
-                i += 1
-            i += 1
-
-    def vowelinstem(self) -> bool: return any(not self.cons(i) for i in range(self.j + 1))
-
-    def doublec(self, j: int) -> bool:
-        return j >= 1 and self.b[j] == self.b[j - 1] and self.cons(j)
-
-    def cvc(self, i: int) -> bool:
-        if i < 2 or not self.cons(i) or self.cons(i - 1) or not self.cons(i - 2): return False
-        return self.b[i] not in "wxy"
-
-    def ends(self, s: str) -> bool:
-        l = len(s)
-        if self.k - l + 1 < 0 or "".join(self.b[self.k - l + 1:self.k + 1]) != s: return False
-        self.j = self.k - l
-        return True
-
-    def setto(self, s: str):
-        o = self.j + 1
-        self.b[o:o + len(s)] = list(s)
-        self.k = self.j + len(s)
-
-    def r(self, s: str):
-        if self.m() > 0: self.setto(s)
-
-    def step1(self):
-        b = self.b
-        if b[self.k] == "s":
-            if self.ends("sses"): self.k -= 2
-            elif self.ends("ies"): self.setto("i")
-            elif b[self.k - 1] != "s": self.k -= 1
-        if self.ends("eed"):
-            if self.m() > 0: self.k -= 1
-        elif (self.ends("ed") or self.ends("ing")) and self.vowelinstem():
-            self.k = self.j
-            if self.ends("at"): self.setto("ate")
-            elif self.ends("bl"): self.setto("ble")
-            elif self.ends("iz"): self.setto("ize")
-            elif self.doublec(self.k):
-                ch = b[self.k]; self.k -= 1
-                if ch in "lsz": self.k += 1
-            elif self.m() == 1 and self.cvc(self.k): self.setto("e")
-
-    def step2(self):
-        if self.ends("y") and self.vowelinstem(): self.b[self.k] = "i"
-
     _STEP3 = {"a": [("ational", "ate"), ("tional", "tion")], "c": [("enci", "ence"), ("anci", "ance")],
               "e": [("izer", "ize")], "l": [("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous")],
               "o": [("ization", "ize"), ("ation", "ate"), ("ator", "ate")],
@@ -112,35 +39,128 @@ class _Porter:
     _STEP5 = {"a": ["al"], "c": ["ance", "ence"], "e": ["er"], "i": ["ic"], "l": ["able", "ible"],
               "n": ["ant", "ement", "ment", "ent"], "s": ["ism"], "t": ["ate", "iti"], "u": ["ous"], "v": ["ive"], "z": ["ize"]}
 
-    def _replace(self, table: dict, key: str):
-        for suffix, repl in table.get(key, ()):
-            if self.ends(suffix): self.r(repl); return
+# %% ../nbs/03b_bm25.ipynb #3cd3f739
+@patch
+def cons(self: _Porter, i: int) -> bool:
+    "Is b[i] a consonant? 'y' is a consonant at the start or after a vowel."
+    n = 0                                   # walk back over a run of y's iteratively
+    while True:
+        c = self.b[i]
+        if c in "aeiou": return n % 2 == 1
+        if c != "y": return n % 2 == 0
+        if i == 0: return n % 2 == 0
+        n += 1; i -= 1
 
-    def step3(self):
-        if self.k == 0: return
-        self._replace(self._STEP3, self.b[self.k - 1])
+@patch
+def m(self: _Porter) -> int:
+    "The number of consonant-vowel sequences in b[0..j]."
+    n, i, j = 0, 0, self.j
+    while True:
+        if i > j: return n
+        if not self.cons(i): break
+        i += 1
+    i += 1
+    while True:
+        while True:
+            if i > j: return n
+            if self.cons(i): break
+            i += 1
+        i += 1; n += 1
+        while True:
+            if i > j: return n
+            if not self.cons(i): break
+            i += 1
+        i += 1
 
-    def step4(self): self._replace(self._STEP4, self.b[self.k])
+@patch
+def vowelinstem(self: _Porter) -> bool: return any(not self.cons(i) for i in range(self.j + 1))
 
-    def step5(self):
-        if self.k == 0: return
-        c = self.b[self.k - 1]
-        if c == "o":
-            if not ((self.ends("ion") and self.j >= 0 and self.b[self.j] in "st") or self.ends("ou")): return
-        elif not any(self.ends(s) for s in self._STEP5.get(c, ())): return
-        if self.m() > 1: self.k = self.j
+@patch
+def doublec(self: _Porter, j: int) -> bool:
+    return j >= 1 and self.b[j] == self.b[j - 1] and self.cons(j)
 
-    def step6(self):
-        self.j = self.k
-        if self.b[self.k] == "e":
-            a = self.m()
-            if a > 1 or (a == 1 and not self.cvc(self.k - 1)): self.k -= 1
-        if self.b[self.k] == "l" and self.doublec(self.k) and self.m() > 1: self.k -= 1
+@patch
+def cvc(self: _Porter, i: int) -> bool:
+    if i < 2 or not self.cons(i) or self.cons(i - 1) or not self.cons(i - 2): return False
+    return self.b[i] not in "wxy"
 
-    def stem(self) -> str:
-        if self.k > 1:
-            self.step1(); self.step2(); self.step3(); self.step4(); self.step5(); self.step6()
-        return "".join(self.b[:self.k + 1])
+# %% ../nbs/03b_bm25.ipynb #01110010
+@patch
+def ends(self: _Porter, s: str) -> bool:
+    l = len(s)
+    if self.k - l + 1 < 0 or "".join(self.b[self.k - l + 1:self.k + 1]) != s: return False
+    self.j = self.k - l
+    return True
+
+@patch
+def setto(self: _Porter, s: str):
+    o = self.j + 1
+    self.b[o:o + len(s)] = list(s)
+    self.k = self.j + len(s)
+
+@patch
+def r(self: _Porter, s: str):
+    if self.m() > 0: self.setto(s)
+
+@patch
+def step1(self: _Porter):
+    b = self.b
+    if b[self.k] == "s":
+        if self.ends("sses"): self.k -= 2
+        elif self.ends("ies"): self.setto("i")
+        elif b[self.k - 1] != "s": self.k -= 1
+    if self.ends("eed"):
+        if self.m() > 0: self.k -= 1
+    elif (self.ends("ed") or self.ends("ing")) and self.vowelinstem():
+        self.k = self.j
+        if self.ends("at"): self.setto("ate")
+        elif self.ends("bl"): self.setto("ble")
+        elif self.ends("iz"): self.setto("ize")
+        elif self.doublec(self.k):
+            ch = b[self.k]; self.k -= 1
+            if ch in "lsz": self.k += 1
+        elif self.m() == 1 and self.cvc(self.k): self.setto("e")
+
+@patch
+def step2(self: _Porter):
+    if self.ends("y") and self.vowelinstem(): self.b[self.k] = "i"
+
+@patch
+def _replace(self: _Porter, table: dict, key: str):
+    for suffix, repl in table.get(key, ()):
+        if self.ends(suffix): self.r(repl); return
+
+# %% ../nbs/03b_bm25.ipynb #8effbfd2
+@patch
+def step3(self: _Porter):
+    if self.k == 0: return
+    self._replace(self._STEP3, self.b[self.k - 1])
+
+@patch
+def step4(self: _Porter): self._replace(self._STEP4, self.b[self.k])
+
+@patch
+def step5(self: _Porter):
+    if self.k == 0: return
+    c = self.b[self.k - 1]
+    if c == "o":
+        if not ((self.ends("ion") and self.j >= 0 and self.b[self.j] in "st") or self.ends("ou")): return
+    elif not any(self.ends(s) for s in self._STEP5.get(c, ())): return
+    if self.m() > 1: self.k = self.j
+
+@patch
+def step6(self: _Porter):
+    self.j = self.k
+    if self.b[self.k] == "e":
+        a = self.m()
+        if a > 1 or (a == 1 and not self.cvc(self.k - 1)): self.k -= 1
+    if self.b[self.k] == "l" and self.doublec(self.k) and self.m() > 1: self.k -= 1
+
+@patch
+def stem(self: _Porter) -> str:
+    if self.k > 1:
+        self.step1(); self.step2(); self.step3(); self.step4(); self.step5(); self.step6()
+    return "".join(self.b[:self.k + 1])
 
 # %% ../nbs/03b_bm25.ipynb #d8ae73c1
 @lru_cache(maxsize=1 << 20)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 
 from .config import ConfigError
 from .core import get_logger
@@ -106,60 +107,70 @@ class _Worker:
                                          stdin=subprocess.DEVNULL, env=env)
         self.conn, self.key, self.args, self.info, self.failed, self.requests = None, key, args, None, False, 0
 
-    def log_tail(self, n: int = 4000) -> str:
-        try: return self.log_path.read_text(errors="replace")[-n:]
-        except OSError: return ""
+# %% ../nbs/02a_encoders.ipynb #d268f2aa
+@patch
+def log_tail(self: _Worker, n: int = 4000) -> str:
+    try: return self.log_path.read_text(errors="replace")[-n:]
+    except OSError: return ""
 
-    def _fail(self, what: str):
-        self.kill(); self.failed = True                 # its folder (and log) stays for a look
-        raise EncoderError(f"vLLM engine worker{'' if self.slot is None else ' on GPU ' + self.slot} {what}; its log "
-                           f"({self.log_path}) ends:\n{self.log_tail()}")
+@patch
+def _fail(self: _Worker, what: str):
+    self.kill(); self.failed = True                 # its folder (and log) stays for a look
+    raise EncoderError(f"vLLM engine worker{'' if self.slot is None else ' on GPU ' + self.slot} {what}; its log "
+                       f"({self.log_path}) ends:\n{self.log_tail()}")
 
-    def connect(self, timeout: float):
-        t0 = time.time()
-        while self.conn is None:
-            if self.proc.poll() is not None: self._fail(f"exited with code {self.proc.returncode} before it listened")
-            if Path(self.address).exists():
-                try: self.conn = Client(self.address, family="AF_UNIX", authkey=self.key)
-                except (FileNotFoundError, ConnectionRefusedError): pass
-            if self.conn is None:
-                if time.time() - t0 > timeout: self._fail(f"did not listen within {timeout:.0f} s")
-                time.sleep(0.05)
-        self.send(self.args)
+@patch
+def connect(self: _Worker, timeout: float):
+    t0 = time.time()
+    while self.conn is None:
+        if self.proc.poll() is not None: self._fail(f"exited with code {self.proc.returncode} before it listened")
+        if Path(self.address).exists():
+            try: self.conn = Client(self.address, family="AF_UNIX", authkey=self.key)
+            except (FileNotFoundError, ConnectionRefusedError): pass
+        if self.conn is None:
+            if time.time() - t0 > timeout: self._fail(f"did not listen within {timeout:.0f} s")
+            time.sleep(0.05)
+    self.send(self.args)
 
-    def wait_ready(self, timeout: float):
-        t0 = time.time()
-        while not self.conn.poll(1.0):
-            if self.proc.poll() is not None: self._fail(f"exited with code {self.proc.returncode} while starting the engine")
-            if time.time() - t0 > timeout: self._fail(f"did not start its engine within {timeout:.0f} s")
-        status, payload = self.recv()
-        if status != "ready": self._fail(f"could not start the engine:\n{payload}")
-        self.info = payload
+@patch
+def wait_ready(self: _Worker, timeout: float):
+    t0 = time.time()
+    while not self.conn.poll(1.0):
+        if self.proc.poll() is not None: self._fail(f"exited with code {self.proc.returncode} while starting the engine")
+        if time.time() - t0 > timeout: self._fail(f"did not start its engine within {timeout:.0f} s")
+    status, payload = self.recv()
+    if status != "ready": self._fail(f"could not start the engine:\n{payload}")
+    self.info = payload
 
-    def recv(self):
-        try: return self.conn.recv()
-        except (EOFError, OSError): self._fail(f"died (exit code {self.proc.poll()})")
+@patch
+def recv(self: _Worker):
+    try: return self.conn.recv()
+    except (EOFError, OSError): self._fail(f"died (exit code {self.proc.poll()})")
 
-    def send(self, msg):
-        try: self.conn.send(msg)
-        except OSError: self._fail(f"died (exit code {self.proc.poll()})")
+@patch
+def send(self: _Worker, msg):
+    try: self.conn.send(msg)
+    except OSError: self._fail(f"died (exit code {self.proc.poll()})")
 
-    def close(self):
-        if self.conn is not None:
-            try: self.conn.send(("close",)); self.conn.close()
-            except OSError: pass
-            self.conn = None
-        try: self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired: self.kill()
-        if not self.failed: shutil.rmtree(self.dir, ignore_errors=True)
+# %% ../nbs/02a_encoders.ipynb #433d2a6a
+@patch
+def close(self: _Worker):
+    if self.conn is not None:
+        try: self.conn.send(("close",)); self.conn.close()
+        except OSError: pass
+        self.conn = None
+    try: self.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired: self.kill()
+    if not self.failed: shutil.rmtree(self.dir, ignore_errors=True)
 
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill(); self.proc.wait()
-        if self.conn is not None:
-            try: self.conn.close()
-            except OSError: pass
-            self.conn = None
+@patch
+def kill(self: _Worker):
+    if self.proc.poll() is None:
+        self.proc.kill(); self.proc.wait()
+    if self.conn is not None:
+        try: self.conn.close()
+        except OSError: pass
+        self.conn = None
 
 # %% ../nbs/02a_encoders.ipynb #7cf3e8b2
 def _close_all(workers: list):
@@ -197,44 +208,15 @@ class VLLMEncoder(EmbedderBase):
     @property
     def is_peft(self) -> bool: return False
 
-    def engine_args(self) -> dict:
-        "The `vllm.LLM` arguments: pooling runner, our pooling and normalisation, the longest of our two lengths."
-        cfg = self.config
-        args = dict(model=str(self.base_path), runner="pooling", dtype=str(self.compute_dtype).removeprefix("torch."),
-                    max_model_len=max(cfg.query_max_len, cfg.passage_max_len), seed=0, trust_remote_code=self.remote_code,
-                    pooler_config=dict(seq_pooling_type=VLLM_POOLING[self.pooling], use_activation=bool(cfg.normalize)))
-        if self.device.type == "cpu": args["enforce_eager"] = True
-        if stale_gguf_marker(self.hf_config, self.base_path): args["hf_overrides"] = {"quantization_config": None}
-        return {**args, **cfg.vllm_options}
-
     def set_max_len(self, query: int | None = None, passage: int | None = None):
         "As `Embedder.set_max_len`; an engine started for shorter inputs is restarted at the next `encode`."
         super().set_max_len(query, passage)
         if self._workers and max(self.config.query_max_len, self.config.passage_max_len) > self._engine_len: self.close()
         return self
 
-    def start(self, timeout: float = 3600) -> "VLLMEncoder":
-        "Start the engine workers (done by the first `encode`); their start seconds are in `engine_info`."
-        if self._workers: return self
-        args, t0 = self.engine_args(), time.time()
-        try:
-            for s in self.slots: self._workers.append(_Worker(s, args))
-            for w in self._workers: w.connect(timeout)
-            for w in self._workers: w.wait_ready(timeout)
-        except BaseException:
-            self.close(); raise
-        self._engine_len = args["max_model_len"]
-        log.info(f"vLLM: {len(self._workers)} engine(s) ({', '.join('cpu' if s is None else 'GPU ' + s for s in self.slots)}), "
-                 f"{args['dtype']}, max_model_len {self._engine_len}, ready in {time.time() - t0:.1f} s")
-        return self
-
     @property
     def engine_info(self) -> list[dict]:
         return [w.info for w in self._workers]
-
-    def close(self):
-        "Stop the engine workers (the next `encode` starts them again)."
-        _close_all(self._workers)
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
@@ -243,55 +225,94 @@ class VLLMEncoder(EmbedderBase):
         return (f"VLLMEncoder({self.source}, {'decoder' if self.is_decoder else 'encoder'}, pooling={self.pooling}, dim={self.dim}, "
                 f"dtype={self.compute_dtype}, engines={self.slots}, running={bool(self._workers)})")
 
-    def encode(self, texts: list[str], is_query: bool = False, batch_size: int = 32, show_progress: bool = True,
-               output_dtype: str = "float32", desc: str | None = None) -> np.ndarray:
-        "Embed formatted `texts` with the engine(s), longest first, returning [n, dim] in the input order (`batch_size` unused)."
-        if output_dtype not in ("float32", "float16"): raise ValueError(f"output_dtype {output_dtype!r}: expected 'float32' or 'float16'")
-        if isinstance(texts, str): raise TypeError("expected a list of strings; got a single string")
-        texts = list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=output_dtype)
-        if not texts: return out
-        self.token_ids(texts[:1], is_query)          # type errors before any engine starts
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        todo = deque(order[i:i + REQUEST_TEXTS] for i in range(0, len(order), REQUEST_TEXTS))
-        self.start()
-        inflight = {w: deque() for w in self._workers}
-        bar = tqdm(total=len(texts), desc=desc or ("encode queries" if is_query else "encode corpus"), disable=not show_progress, unit="text")
-        def feed(w):
-            if not todo: return
-            idx = todo.popleft()
-            w.send(("embed", self.token_ids([texts[i] for i in idx], is_query), output_dtype))
-            inflight[w].append(idx); w.requests += 1
-        try:
-            for w in self._workers: feed(w); feed(w)
-            while any(inflight.values()):
-                busy = {w.conn: w for w in self._workers if inflight[w]}
-                ready = wait(list(busy), timeout=5.0)
-                for c in ready:
-                    w = busy[c]
-                    status, payload = w.recv()
-                    if status != "ok": w._fail(f"failed on a request:\n{payload}")
-                    idx = inflight[w].popleft()
-                    if payload.shape != (len(idx), self.dim): w._fail(f"returned {payload.shape} for {len(idx)} texts of dim {self.dim}")
-                    out[idx] = payload; bar.update(len(idx)); feed(w)
-                if not ready:
-                    for w in busy.values():
-                        if w.proc.poll() is not None: w._fail(f"died (exit code {w.proc.returncode})")
-        except BaseException:
-            self.close(); raise                        # answers may still be in flight: start clean next time
-        finally:
-            bar.close()
-        return out
+# %% ../nbs/02a_encoders.ipynb #8ecb6733
+@patch
+def engine_args(self: VLLMEncoder) -> dict:
+    "The `vllm.LLM` arguments: pooling runner, our pooling and normalisation, the longest of our two lengths."
+    cfg = self.config
+    args = dict(model=str(self.base_path), runner="pooling", dtype=str(self.compute_dtype).removeprefix("torch."),
+                max_model_len=max(cfg.query_max_len, cfg.passage_max_len), seed=0, trust_remote_code=self.remote_code,
+                pooler_config=dict(seq_pooling_type=VLLM_POOLING[self.pooling], use_activation=bool(cfg.normalize)))
+    if self.device.type == "cpu": args["enforce_eager"] = True
+    if stale_gguf_marker(self.hf_config, self.base_path): args["hf_overrides"] = {"quantization_config": None}
+    return {**args, **cfg.vllm_options}
 
-    def embed(self, texts: list[str], is_query: bool) -> torch.Tensor:
-        "Embeddings [n, dim] (float32, no gradient) of formatted `texts`, as `Embedder.embed` gives them in eval mode."
-        return torch.from_numpy(self.encode(texts, is_query, show_progress=False))
+@patch
+def start(self: VLLMEncoder, timeout: float = 3600) -> "VLLMEncoder":
+    "Start the engine workers (done by the first `encode`); their start seconds are in `engine_info`."
+    if self._workers: return self
+    args, t0 = self.engine_args(), time.time()
+    try:
+        for s in self.slots: self._workers.append(_Worker(s, args))
+        for w in self._workers: w.connect(timeout)
+        for w in self._workers: w.wait_ready(timeout)
+    except BaseException:
+        self.close(); raise
+    self._engine_len = args["max_model_len"]
+    log.info(f"vLLM: {len(self._workers)} engine(s) ({', '.join('cpu' if s is None else 'GPU ' + s for s in self.slots)}), "
+             f"{args['dtype']}, max_model_len {self._engine_len}, ready in {time.time() - t0:.1f} s")
+    return self
 
-    def train(self, mode: bool = True) -> "VLLMEncoder":
-        "No training mode: vLLM only encodes (returns self)."
-        return self
+@patch
+def close(self: VLLMEncoder):
+    "Stop the engine workers (the next `encode` starts them again)."
+    _close_all(self._workers)
 
-    def eval(self) -> "VLLMEncoder": return self
+# %% ../nbs/02a_encoders.ipynb #56d27ded
+@patch
+def encode(self: VLLMEncoder, texts: list[str], is_query: bool = False, batch_size: int = 32, show_progress: bool = True,
+           output_dtype: str = "float32", desc: str | None = None) -> np.ndarray:
+    "Embed formatted `texts` with the engine(s), longest first, returning [n, dim] in the input order (`batch_size` unused)."
+    if output_dtype not in ("float32", "float16"): raise ValueError(f"output_dtype {output_dtype!r}: expected 'float32' or 'float16'")
+    if isinstance(texts, str): raise TypeError("expected a list of strings; got a single string")
+    texts = list(texts)
+    out = np.zeros((len(texts), self.dim), dtype=output_dtype)
+    if not texts: return out
+    self.token_ids(texts[:1], is_query)          # type errors before any engine starts
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    todo = deque(order[i:i + REQUEST_TEXTS] for i in range(0, len(order), REQUEST_TEXTS))
+    self.start()
+    inflight = {w: deque() for w in self._workers}
+    bar = tqdm(total=len(texts), desc=desc or ("encode queries" if is_query else "encode corpus"), disable=not show_progress, unit="text")
+    def feed(w):
+        if not todo: return
+        idx = todo.popleft()
+        w.send(("embed", self.token_ids([texts[i] for i in idx], is_query), output_dtype))
+        inflight[w].append(idx); w.requests += 1
+    try:
+        for w in self._workers: feed(w); feed(w)
+        while any(inflight.values()):
+            busy = {w.conn: w for w in self._workers if inflight[w]}
+            ready = wait(list(busy), timeout=5.0)
+            for c in ready:
+                w = busy[c]
+                status, payload = w.recv()
+                if status != "ok": w._fail(f"failed on a request:\n{payload}")
+                idx = inflight[w].popleft()
+                if payload.shape != (len(idx), self.dim): w._fail(f"returned {payload.shape} for {len(idx)} texts of dim {self.dim}")
+                out[idx] = payload; bar.update(len(idx)); feed(w)
+            if not ready:
+                for w in busy.values():
+                    if w.proc.poll() is not None: w._fail(f"died (exit code {w.proc.returncode})")
+    except BaseException:
+        self.close(); raise                        # answers may still be in flight: start clean next time
+    finally:
+        bar.close()
+    return out
+
+# %% ../nbs/02a_encoders.ipynb #5166a442
+@patch
+def embed(self: VLLMEncoder, texts: list[str], is_query: bool) -> torch.Tensor:
+    "Embeddings [n, dim] (float32, no gradient) of formatted `texts`, as `Embedder.embed` gives them in eval mode."
+    return torch.from_numpy(self.encode(texts, is_query, show_progress=False))
+
+@patch
+def train(self: VLLMEncoder, mode: bool = True) -> "VLLMEncoder":
+    "No training mode: vLLM only encodes (returns self)."
+    return self
+
+@patch
+def eval(self: VLLMEncoder) -> "VLLMEncoder": return self
 
 # %% ../nbs/02a_encoders.ipynb #c7b71634
 ENCODERS = {"hf": Embedder, "vllm": VLLMEncoder}

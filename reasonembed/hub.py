@@ -7,6 +7,7 @@ first, then a download), dataset files fetched one by one, and `LocalHub`: a hub
 from __future__ import annotations
 import hashlib, importlib.util, json, os, shutil
 from pathlib import Path
+from fastcore.basics import patch
 
 from .core import cache_dir, get_logger
 
@@ -154,86 +155,96 @@ class LocalHub:
     @property
     def endpoint(self) -> str: return f"http://{self.host}:{self.port}"
 
-    def _files(self, repo: str) -> list[str]:
-        root = self.repos[repo]
-        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
-
-    def _digest(self, path: Path, algo: str) -> str:
-        key = (path, algo, path.stat().st_mtime_ns)
-        if key not in self._digests:
-            h = hashlib.new(algo)
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
-            self._digests[key] = h.hexdigest()
-        return self._digests[key]
-
-    def _route(self, raw_path: str):
-        "('file'|'info'|'tree', repo, revision, path) for a request path, or an (http status, error code) tuple."
-        import urllib.parse
-        parts = [urllib.parse.unquote(x) for x in raw_path.split("?")[0].strip("/").split("/")]
-        kind = None
-        if parts[:1] == ["api"] and len(parts) > 1 and parts[1] in ("models", "datasets"): parts = parts[2:]; kind = "api"
-        elif parts[:1] == ["datasets"]: parts = parts[1:]
-        repo = next((r for r in self.repos if parts[:len(r.split("/"))] == r.split("/")), None)
-        if repo is None: return (404, "RepoNotFound")
-        rest = parts[len(repo.split("/")):]
-        if len(rest) < 2 or rest[0] not in (("revision", "tree") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
-        if rest[1] not in ("main", self.commits[repo]): return (404, "RevisionNotFound")
-        what = {"revision": "info", "tree": "tree", "resolve": "file"}[rest[0]]
-        return what, repo, rest[1], "/".join(rest[2:])
-
-    def _handler(self):
-        hub = self
-        import http.server
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a): pass
-            def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False, repo: str | None = None):
-                self.send_response(status)
-                if repo: self.send_header("X-Repo-Commit", hub.commits[repo])
-                for k, v in {"Content-Length": str(len(body)), **(headers or {})}.items(): self.send_header(k, v)
-                self.end_headers()
-                if not head and body: self.wfile.write(body)
-            def _json(self, obj, repo): self._send(200, json.dumps(obj).encode(), {"Content-Type": "application/json"}, repo=repo)
-            def _serve(self, head: bool):
-                hub.requests.append(f"{self.command} {self.path}")
-                r = hub._route(self.path)
-                if isinstance(r[0], int): return self._send(r[0], head=head, headers={"X-Error-Code": r[1], "X-Error-Message": r[1]})
-                what, repo, _, rel = r
-                root = hub.repos[repo]
-                if what == "info": return self._json({"id": repo, "sha": hub.commits[repo], "siblings": [{"rfilename": f} for f in hub._files(repo)]}, repo)
-                if what == "tree":
-                    files = [f for f in hub._files(repo) if not rel or f == rel or f.startswith(rel.rstrip("/") + "/")]
-                    return self._json([{"type": "file", "path": f, "size": (root / f).stat().st_size,
-                                        "oid": hub._digest(root / f, "sha1")} for f in files], repo)
-                f = root / rel
-                if not rel or not f.is_file() or root.resolve() not in f.resolve().parents:
-                    return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
-                self._send(200, headers={"ETag": f'"{hub._digest(f, "sha256")}"', "Content-Length": str(f.stat().st_size),
-                                         "Content-Type": "application/octet-stream"}, head=True, repo=repo)
-                if not head:
-                    with open(f, "rb") as fh: shutil.copyfileobj(fh, self.wfile)
-            def do_HEAD(self): self._serve(head=True)
-            def do_GET(self): self._serve(head=False)
-        return Handler
-
-    def start(self) -> "LocalHub":
-        import http.server, threading
-        self._server = http.server.ThreadingHTTPServer((self.host, self.port), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True); self._thread.start()
-        return self
-
-    def serve_forever(self):
-        "Serve in the foreground (a mirror for machines without hub access); Ctrl-C stops."
-        self.start()
-        for r, c in self.commits.items(): print(f"{r}: {self.repos[r]} at revisions main and {c}")
-        print(f"serving at {self.endpoint}; set HF_ENDPOINT={self.endpoint}")
-        try: self._thread.join()
-        except KeyboardInterrupt: self.stop()
-
-    def stop(self):
-        if self._server: self._server.shutdown(); self._server.server_close(); self._server = None
-
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
+
+# %% ../nbs/00b_hub.ipynb #b12991e0
+@patch
+def _files(self: LocalHub, repo: str) -> list[str]:
+    root = self.repos[repo]
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts)
+
+@patch
+def _digest(self: LocalHub, path: Path, algo: str) -> str:
+    key = (path, algo, path.stat().st_mtime_ns)
+    if key not in self._digests:
+        h = hashlib.new(algo)
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
+        self._digests[key] = h.hexdigest()
+    return self._digests[key]
+
+@patch
+def _route(self: LocalHub, raw_path: str):
+    "('file'|'info'|'tree', repo, revision, path) for a request path, or an (http status, error code) tuple."
+    import urllib.parse
+    parts = [urllib.parse.unquote(x) for x in raw_path.split("?")[0].strip("/").split("/")]
+    kind = None
+    if parts[:1] == ["api"] and len(parts) > 1 and parts[1] in ("models", "datasets"): parts = parts[2:]; kind = "api"
+    elif parts[:1] == ["datasets"]: parts = parts[1:]
+    repo = next((r for r in self.repos if parts[:len(r.split("/"))] == r.split("/")), None)
+    if repo is None: return (404, "RepoNotFound")
+    rest = parts[len(repo.split("/")):]
+    if len(rest) < 2 or rest[0] not in (("revision", "tree") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
+    if rest[1] not in ("main", self.commits[repo]): return (404, "RevisionNotFound")
+    what = {"revision": "info", "tree": "tree", "resolve": "file"}[rest[0]]
+    return what, repo, rest[1], "/".join(rest[2:])
+
+# %% ../nbs/00b_hub.ipynb #e97923c6
+@patch
+def _handler(self: LocalHub):
+    hub = self
+    import http.server
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False, repo: str | None = None):
+            self.send_response(status)
+            if repo: self.send_header("X-Repo-Commit", hub.commits[repo])
+            for k, v in {"Content-Length": str(len(body)), **(headers or {})}.items(): self.send_header(k, v)
+            self.end_headers()
+            if not head and body: self.wfile.write(body)
+        def _json(self, obj, repo): self._send(200, json.dumps(obj).encode(), {"Content-Type": "application/json"}, repo=repo)
+        def _serve(self, head: bool):
+            hub.requests.append(f"{self.command} {self.path}")
+            r = hub._route(self.path)
+            if isinstance(r[0], int): return self._send(r[0], head=head, headers={"X-Error-Code": r[1], "X-Error-Message": r[1]})
+            what, repo, _, rel = r
+            root = hub.repos[repo]
+            if what == "info": return self._json({"id": repo, "sha": hub.commits[repo], "siblings": [{"rfilename": f} for f in hub._files(repo)]}, repo)
+            if what == "tree":
+                files = [f for f in hub._files(repo) if not rel or f == rel or f.startswith(rel.rstrip("/") + "/")]
+                return self._json([{"type": "file", "path": f, "size": (root / f).stat().st_size,
+                                    "oid": hub._digest(root / f, "sha1")} for f in files], repo)
+            f = root / rel
+            if not rel or not f.is_file() or root.resolve() not in f.resolve().parents:
+                return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
+            self._send(200, headers={"ETag": f'"{hub._digest(f, "sha256")}"', "Content-Length": str(f.stat().st_size),
+                                     "Content-Type": "application/octet-stream"}, head=True, repo=repo)
+            if not head:
+                with open(f, "rb") as fh: shutil.copyfileobj(fh, self.wfile)
+        def do_HEAD(self): self._serve(head=True)
+        def do_GET(self): self._serve(head=False)
+    return Handler
+
+# %% ../nbs/00b_hub.ipynb #ed777a51
+@patch
+def start(self: LocalHub) -> "LocalHub":
+    import http.server, threading
+    self._server = http.server.ThreadingHTTPServer((self.host, self.port), self._handler())
+    self._server.daemon_threads = True
+    self.port = self._server.server_address[1]
+    self._thread = threading.Thread(target=self._server.serve_forever, daemon=True); self._thread.start()
+    return self
+
+@patch
+def serve_forever(self: LocalHub):
+    "Serve in the foreground (a mirror for machines without hub access); Ctrl-C stops."
+    self.start()
+    for r, c in self.commits.items(): print(f"{r}: {self.repos[r]} at revisions main and {c}")
+    print(f"serving at {self.endpoint}; set HF_ENDPOINT={self.endpoint}")
+    try: self._thread.join()
+    except KeyboardInterrupt: self.stop()
+
+@patch
+def stop(self: LocalHub):
+    if self._server: self._server.shutdown(); self._server.server_close(); self._server = None

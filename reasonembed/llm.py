@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 
 from .core import get_device
 from .config import opt
@@ -345,49 +346,55 @@ class VLLMLLM(LLM):
         self.engine = vllm.LLM(model=str(path), **engine_kwargs)
         self.tok = self.engine.get_tokenizer()
 
-    def _sampling(self, params: SamplingParams, seed: int | None):
-        from vllm import SamplingParams as VSP
-        return VSP(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
-                   max_tokens=params.max_tokens, seed=seed, stop=list(params.stop) or None)
+# %% ../nbs/04_llm.ipynb #5cdc980e
+@patch
+def _sampling(self: VLLMLLM, params: SamplingParams, seed: int | None):
+    from vllm import SamplingParams as VSP
+    return VSP(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
+               max_tokens=params.max_tokens, seed=seed, stop=list(params.stop) or None)
 
-    def _completion(self, out) -> Completion:
-        o = out.outputs[0]
-        return Completion(o.text, len(out.prompt_token_ids or []), len(o.token_ids), o.finish_reason)
+@patch
+def _completion(self: VLLMLLM, out) -> Completion:
+    o = out.outputs[0]
+    return Completion(o.text, len(out.prompt_token_ids or []), len(o.token_ids), o.finish_reason)
 
-    def _generate(self, requests, params):
-        prompts = [{"prompt_token_ids": _chat_prompt(self.tok, r.messages, params, self.chat_template)} for r in requests]
-        sps = [self._sampling(params, r.seed) for r in requests]
-        eng = getattr(self.engine, "llm_engine", None)
-        if eng is None or not hasattr(eng, "step"):              # no engine loop exposed: whole chunks at a time
-            for s in range(0, len(requests), self.max_inflight):
-                outs = self.engine.generate(prompts[s:s + self.max_inflight], sps[s:s + self.max_inflight], use_tqdm=False)
-                for r, o in zip(requests[s:s + self.max_inflight], outs): yield r, self._completion(o)
-            return
-        try: from vllm.sampling_params import RequestOutputKind
-        except ImportError: RequestOutputKind = None
-        live, nxt, tag = {}, 0, f"re{os.getpid()}-{time.time_ns()}"
-        def top_up():
-            nonlocal nxt
-            while nxt < len(requests) and len(live) < self.max_inflight:
-                rid = f"{tag}-{nxt}"
-                if RequestOutputKind is not None: sps[nxt].output_kind = RequestOutputKind.FINAL_ONLY
-                eng.add_request(rid, prompts[nxt], sps[nxt])
-                live[rid] = requests[nxt]; nxt += 1
-        try:
-            top_up()
-            while live:
-                for out in eng.step():
-                    if out.finished and out.request_id in live:
-                        yield live.pop(out.request_id), self._completion(out)
-                if len(live) <= self.max_inflight // 2: top_up()
-                if live and not eng.has_unfinished_requests():
-                    raise LLMError(f"vLLM engine lost {len(live)} request(s)")
-        finally:
-            if live: eng.abort_request(list(live))
+@patch
+def _generate(self: VLLMLLM, requests, params):
+    prompts = [{"prompt_token_ids": _chat_prompt(self.tok, r.messages, params, self.chat_template)} for r in requests]
+    sps = [self._sampling(params, r.seed) for r in requests]
+    eng = getattr(self.engine, "llm_engine", None)
+    if eng is None or not hasattr(eng, "step"):              # no engine loop exposed: whole chunks at a time
+        for s in range(0, len(requests), self.max_inflight):
+            outs = self.engine.generate(prompts[s:s + self.max_inflight], sps[s:s + self.max_inflight], use_tqdm=False)
+            for r, o in zip(requests[s:s + self.max_inflight], outs): yield r, self._completion(o)
+        return
+    try: from vllm.sampling_params import RequestOutputKind
+    except ImportError: RequestOutputKind = None
+    live, nxt, tag = {}, 0, f"re{os.getpid()}-{time.time_ns()}"
+    def top_up():
+        nonlocal nxt
+        while nxt < len(requests) and len(live) < self.max_inflight:
+            rid = f"{tag}-{nxt}"
+            if RequestOutputKind is not None: sps[nxt].output_kind = RequestOutputKind.FINAL_ONLY
+            eng.add_request(rid, prompts[nxt], sps[nxt])
+            live[rid] = requests[nxt]; nxt += 1
+    try:
+        top_up()
+        while live:
+            for out in eng.step():
+                if out.finished and out.request_id in live:
+                    yield live.pop(out.request_id), self._completion(out)
+            if len(live) <= self.max_inflight // 2: top_up()
+            if live and not eng.has_unfinished_requests():
+                raise LLMError(f"vLLM engine lost {len(live)} request(s)")
+    finally:
+        if live: eng.abort_request(list(live))
 
-    def close(self):
-        self.engine = None
-        import gc as _gc; _gc.collect()
+# %% ../nbs/04_llm.ipynb #2845ea67
+@patch
+def close(self: VLLMLLM):
+    self.engine = None
+    import gc as _gc; _gc.collect()
 
 # %% ../nbs/04_llm.ipynb #567fec75
 from .core import vllm_python, vllm_subprocess_env   # their home: 00_core (the encoders' workers use them too)
@@ -435,92 +442,102 @@ class OpenAILLM(LLM):
         self._http = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
                                   headers={"Authorization": f"Bearer {self.api_key}"})
 
-    def list_models(self, base_url: str | None = None) -> list[str]:
-        "Model ids a server serves (`GET /models`)."
-        r = self._http.get(f"{base_url or self.base_urls[0]}/models", timeout=min(self.timeout, 30))
-        r.raise_for_status()
-        return [m.get("id", "?") for m in r.json().get("data", [])]
+# %% ../nbs/04_llm.ipynb #492ffb93
+@patch
+def list_models(self: OpenAILLM, base_url: str | None = None) -> list[str]:
+    "Model ids a server serves (`GET /models`)."
+    r = self._http.get(f"{base_url or self.base_urls[0]}/models", timeout=min(self.timeout, 30))
+    r.raise_for_status()
+    return [m.get("id", "?") for m in r.json().get("data", [])]
 
-    def _body(self, req: Request, params: SamplingParams) -> dict:
-        body = dict(model=self.model, messages=req.messages, temperature=params.temperature, top_p=params.top_p,
-                    max_tokens=params.max_tokens, n=1)
-        if req.seed is not None: body["seed"] = req.seed
-        if params.stop: body["stop"] = list(params.stop)
-        if self.server_extensions:
-            if params.top_k: body["top_k"] = params.top_k
-            body["chat_template_kwargs"] = {"enable_thinking": params.enable_thinking}
-        return {**body, **self.extra_body}
+@patch
+def _body(self: OpenAILLM, req: Request, params: SamplingParams) -> dict:
+    body = dict(model=self.model, messages=req.messages, temperature=params.temperature, top_p=params.top_p,
+                max_tokens=params.max_tokens, n=1)
+    if req.seed is not None: body["seed"] = req.seed
+    if params.stop: body["stop"] = list(params.stop)
+    if self.server_extensions:
+        if params.top_k: body["top_k"] = params.top_k
+        body["chat_template_kwargs"] = {"enable_thinking": params.enable_thinking}
+    return {**body, **self.extra_body}
 
-    def _pick(self, avoid: str | None = None) -> str:
-        with self._lock:
-            cands = [u for u in self.base_urls if u != avoid] or self.base_urls
-            self._rr += 1
-            u = min(cands, key=lambda c: (self._inflight[c], (self.base_urls.index(c) - self._rr) % len(self.base_urls)))
-            self._inflight[u] += 1; self.sent[u] += 1
-            return u
+@patch
+def _pick(self: OpenAILLM, avoid: str | None = None) -> str:
+    with self._lock:
+        cands = [u for u in self.base_urls if u != avoid] or self.base_urls
+        self._rr += 1
+        u = min(cands, key=lambda c: (self._inflight[c], (self.base_urls.index(c) - self._rr) % len(self.base_urls)))
+        self._inflight[u] += 1; self.sent[u] += 1
+        return u
 
-    def _not_found(self, url: str, msg: str) -> LLMError:
-        try: models = self.list_models(url)
-        except Exception as e: models = f"(GET {url}/models failed: {type(e).__name__}; is the base URL right?)"
-        return LLMError(f"{url}: model '{self.model}' not found (HTTP 404: {msg}); the server serves: {models}")
+@patch
+def _not_found(self: OpenAILLM, url: str, msg: str) -> LLMError:
+    try: models = self.list_models(url)
+    except Exception as e: models = f"(GET {url}/models failed: {type(e).__name__}; is the base URL right?)"
+    return LLMError(f"{url}: model '{self.model}' not found (HTTP 404: {msg}); the server serves: {models}")
 
-    def _post(self, req: Request, params: SamplingParams) -> Completion:
-        import httpx
-        body, last, url = self._body(req, params), "", None
-        for attempt in range(self.max_retries + 1):
-            if self._stop.is_set(): raise LLMError("cancelled")
-            url = self._pick(avoid=url if attempt else None)
-            wait = None
-            try: resp = self._http.post(f"{url}/chat/completions", json=body)
-            except httpx.TransportError as e: last = f"{url}: {type(e).__name__}: {e}"; resp = None
-            finally:
-                with self._lock: self._inflight[url] -= 1
-            if resp is not None:
-                if resp.status_code == 200:
-                    try:
-                        j = resp.json(); ch = j["choices"][0]; u = j.get("usage") or {}
-                        return Completion(ch["message"].get("content") or "", int(u.get("prompt_tokens") or 0),
-                                          int(u.get("completion_tokens") or 0), ch.get("finish_reason"))
-                    except (ValueError, KeyError, IndexError, TypeError) as e:
-                        last = f"{url}: malformed response ({type(e).__name__}: {e}): {resp.text[:200]}"
-                else:
-                    msg = _error_text(resp)
-                    if resp.status_code in (401, 403):
-                        raise LLMError(f"{url}: authentication failed (HTTP {resp.status_code}: {msg}); "
-                                       f"pass api_key= or set OPENAI_API_KEY")
-                    if resp.status_code == 404 or (resp.status_code == 400 and "does not exist" in msg.lower()):
-                        raise self._not_found(url, msg)
-                    if resp.status_code not in _RETRY_STATUS:
-                        raise LLMError(f"{url}: HTTP {resp.status_code} for model '{self.model}': {msg}")
-                    last = f"{url}: HTTP {resp.status_code}: {msg}"
-                    try: wait = float(resp.headers.get("retry-after", ""))
-                    except ValueError: pass
-            if attempt == self.max_retries: break
-            with self._lock: self.usage["retries"] += 1
-            delay = wait if wait is not None else self.backoff * 2 ** attempt * (0.5 + random.random())
-            if self._stop.wait(min(delay, self.max_backoff)): raise LLMError("cancelled")
-        raise LLMError(f"giving up after {self.max_retries} retries; last error: {last}")
-
-    def _generate(self, requests, params):
-        self._stop.clear()
-        pool = cf.ThreadPoolExecutor(self.max_concurrency * len(self.base_urls), thread_name_prefix="llm-http")
-        window, todo, live = 2 * self.max_concurrency * len(self.base_urls), iter(requests), {}
-        try:
-            for r in todo:
-                live[pool.submit(self._post, r, params)] = r
-                if len(live) >= window: break
-            while live:
-                done, _ = cf.wait(live, return_when=cf.FIRST_COMPLETED)
-                for f in done:
-                    r = live.pop(f)
-                    yield r, f.result()                          # an LLMError propagates: the others are cancelled
-                    nxt = next(todo, None)
-                    if nxt is not None: live[pool.submit(self._post, nxt, params)] = nxt
+# %% ../nbs/04_llm.ipynb #cd71393c
+@patch
+def _post(self: OpenAILLM, req: Request, params: SamplingParams) -> Completion:
+    import httpx
+    body, last, url = self._body(req, params), "", None
+    for attempt in range(self.max_retries + 1):
+        if self._stop.is_set(): raise LLMError("cancelled")
+        url = self._pick(avoid=url if attempt else None)
+        wait = None
+        try: resp = self._http.post(f"{url}/chat/completions", json=body)
+        except httpx.TransportError as e: last = f"{url}: {type(e).__name__}: {e}"; resp = None
         finally:
-            self._stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)     # requests on the wire finish in the background, unrecorded
+            with self._lock: self._inflight[url] -= 1
+        if resp is not None:
+            if resp.status_code == 200:
+                try:
+                    j = resp.json(); ch = j["choices"][0]; u = j.get("usage") or {}
+                    return Completion(ch["message"].get("content") or "", int(u.get("prompt_tokens") or 0),
+                                      int(u.get("completion_tokens") or 0), ch.get("finish_reason"))
+                except (ValueError, KeyError, IndexError, TypeError) as e:
+                    last = f"{url}: malformed response ({type(e).__name__}: {e}): {resp.text[:200]}"
+            else:
+                msg = _error_text(resp)
+                if resp.status_code in (401, 403):
+                    raise LLMError(f"{url}: authentication failed (HTTP {resp.status_code}: {msg}); "
+                                   f"pass api_key= or set OPENAI_API_KEY")
+                if resp.status_code == 404 or (resp.status_code == 400 and "does not exist" in msg.lower()):
+                    raise self._not_found(url, msg)
+                if resp.status_code not in _RETRY_STATUS:
+                    raise LLMError(f"{url}: HTTP {resp.status_code} for model '{self.model}': {msg}")
+                last = f"{url}: HTTP {resp.status_code}: {msg}"
+                try: wait = float(resp.headers.get("retry-after", ""))
+                except ValueError: pass
+        if attempt == self.max_retries: break
+        with self._lock: self.usage["retries"] += 1
+        delay = wait if wait is not None else self.backoff * 2 ** attempt * (0.5 + random.random())
+        if self._stop.wait(min(delay, self.max_backoff)): raise LLMError("cancelled")
+    raise LLMError(f"giving up after {self.max_retries} retries; last error: {last}")
 
-    def close(self): self._http.close()
+# %% ../nbs/04_llm.ipynb #07063b5a
+@patch
+def _generate(self: OpenAILLM, requests, params):
+    self._stop.clear()
+    pool = cf.ThreadPoolExecutor(self.max_concurrency * len(self.base_urls), thread_name_prefix="llm-http")
+    window, todo, live = 2 * self.max_concurrency * len(self.base_urls), iter(requests), {}
+    try:
+        for r in todo:
+            live[pool.submit(self._post, r, params)] = r
+            if len(live) >= window: break
+        while live:
+            done, _ = cf.wait(live, return_when=cf.FIRST_COMPLETED)
+            for f in done:
+                r = live.pop(f)
+                yield r, f.result()                          # an LLMError propagates: the others are cancelled
+                nxt = next(todo, None)
+                if nxt is not None: live[pool.submit(self._post, nxt, params)] = nxt
+    finally:
+        self._stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)     # requests on the wire finish in the background, unrecorded
+
+@patch
+def close(self: OpenAILLM): self._http.close()
 
 # %% ../nbs/04_llm.ipynb #37ab7490
 BACKENDS = {"transformers": TransformersLLM, "vllm": VLLMLLM, "openai": OpenAILLM}

@@ -257,52 +257,6 @@ class EmbedderBase:
         cfg = from_dict(EmbedderConfig, {"model": str(name_or_path), **config_overrides}, where=f"{cls.__name__}.from_pretrained")
         return cls(cfg, _explicit=set(config_overrides))
 
-    def _load_text_side(self):
-        "Saved settings, the folder layout (adapter, sentence-transformers), pooling, EOS, padding side, tokenizer."
-        from transformers import AutoConfig, AutoTokenizer
-        cfg, src = self.config, Path(self.source)
-        saved = _read_json(src / SAVED_CONFIG) if src.is_dir() else None
-        if saved:   # settings written by Embedder.save, unless given explicitly
-            for k in _SAVED_KEYS:
-                if k in saved and k not in self._explicit: setattr(cfg, k, saved[k])
-        adapter_cfg = _read_json(src / "adapter_config.json") if src.is_dir() else None
-        if adapter_cfg and not (src / "config.json").exists():
-            base = adapter_cfg.get("base_model_name_or_path")
-            if not base: raise ConfigError(f"{src / 'adapter_config.json'}: no base_model_name_or_path")
-            self.base_path = transformer_folder(resolve_model(base))
-        else:
-            adapter_cfg, self.base_path = None, transformer_folder(src)
-        self.adapter_config = adapter_cfg
-        self.remote_code = _check_remote_code(self.base_path, cfg.trust_remote_code)
-        self.hf_config = AutoConfig.from_pretrained(self.base_path, trust_remote_code=self.remote_code)
-        self.is_decoder = is_decoder_config(self.hf_config)
-        self.max_positions = max_positions(self.hf_config)
-        self.set_max_len(cfg.query_max_len, cfg.passage_max_len)
-        pooling = cfg.pooling
-        if pooling == "auto":
-            pooling = "last" if self.is_decoder else (st_pooling(src) or st_pooling(self.base_path) or "mean")
-        self.pooling = pooling
-        self.append_eos = cfg.append_eos if cfg.append_eos is not None else pooling == "last"
-        self.padding_side = cfg.padding_side or ("left" if pooling == "last" else "right")
-        tok_src = src if (src / "tokenizer_config.json").exists() or (src / "tokenizer.json").exists() else self.base_path
-        self.tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=self.remote_code)
-        self.tokenizer.padding_side = self.padding_side
-        if self.tokenizer.pad_token is None:
-            if self.tokenizer.eos_token is None: raise ConfigError(f"{tok_src}: tokenizer has neither pad_token nor eos_token")
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._manual_eos = False
-        if self.append_eos and not add_eos_postprocessor(self.tokenizer): self._manual_eos = True
-
-    def set_max_len(self, query: int | None = None, passage: int | None = None):
-        "Set the query / passage token limits, clamped (with a log line) to the backbone's position table."
-        for key, v in (("query_max_len", query), ("passage_max_len", passage)):
-            if v is None: continue
-            if self.max_positions and v > self.max_positions:
-                log.info(f"{key} {v} exceeds the {self.max_positions} positions of {self.base_path}: using {self.max_positions}")
-                v = self.max_positions
-            setattr(self.config, key, int(v))
-        return self
-
     @property
     def query_template(self) -> str:
         return self.config.query_template or DEFAULT_QUERY_TEMPLATE
@@ -315,6 +269,56 @@ class EmbedderBase:
         if self.config.revision: ident += f"@{self.config.revision}"
         return (f"{ident}|pool={self.pooling}|norm={int(self.config.normalize)}|eos={int(self.append_eos)}"
                 f"|q={self.config.query_max_len}|p={self.config.passage_max_len}|tpl={self.query_template!r}")
+
+# %% ../nbs/02_models.ipynb #a2fb517f
+@patch
+def _load_text_side(self: EmbedderBase):
+    "Saved settings, the folder layout (adapter, sentence-transformers), pooling, EOS, padding side, tokenizer."
+    from transformers import AutoConfig, AutoTokenizer
+    cfg, src = self.config, Path(self.source)
+    saved = _read_json(src / SAVED_CONFIG) if src.is_dir() else None
+    if saved:   # settings written by Embedder.save, unless given explicitly
+        for k in _SAVED_KEYS:
+            if k in saved and k not in self._explicit: setattr(cfg, k, saved[k])
+    adapter_cfg = _read_json(src / "adapter_config.json") if src.is_dir() else None
+    if adapter_cfg and not (src / "config.json").exists():
+        base = adapter_cfg.get("base_model_name_or_path")
+        if not base: raise ConfigError(f"{src / 'adapter_config.json'}: no base_model_name_or_path")
+        self.base_path = transformer_folder(resolve_model(base))
+    else:
+        adapter_cfg, self.base_path = None, transformer_folder(src)
+    self.adapter_config = adapter_cfg
+    self.remote_code = _check_remote_code(self.base_path, cfg.trust_remote_code)
+    self.hf_config = AutoConfig.from_pretrained(self.base_path, trust_remote_code=self.remote_code)
+    self.is_decoder = is_decoder_config(self.hf_config)
+    self.max_positions = max_positions(self.hf_config)
+    self.set_max_len(cfg.query_max_len, cfg.passage_max_len)
+    pooling = cfg.pooling
+    if pooling == "auto":
+        pooling = "last" if self.is_decoder else (st_pooling(src) or st_pooling(self.base_path) or "mean")
+    self.pooling = pooling
+    self.append_eos = cfg.append_eos if cfg.append_eos is not None else pooling == "last"
+    self.padding_side = cfg.padding_side or ("left" if pooling == "last" else "right")
+    tok_src = src if (src / "tokenizer_config.json").exists() or (src / "tokenizer.json").exists() else self.base_path
+    self.tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=self.remote_code)
+    self.tokenizer.padding_side = self.padding_side
+    if self.tokenizer.pad_token is None:
+        if self.tokenizer.eos_token is None: raise ConfigError(f"{tok_src}: tokenizer has neither pad_token nor eos_token")
+        self.tokenizer.pad_token = self.tokenizer.eos_token
+    self._manual_eos = False
+    if self.append_eos and not add_eos_postprocessor(self.tokenizer): self._manual_eos = True
+
+# %% ../nbs/02_models.ipynb #90bfe436
+@patch
+def set_max_len(self: EmbedderBase, query: int | None = None, passage: int | None = None):
+    "Set the query / passage token limits, clamped (with a log line) to the backbone's position table."
+    for key, v in (("query_max_len", query), ("passage_max_len", passage)):
+        if v is None: continue
+        if self.max_positions and v > self.max_positions:
+            log.info(f"{key} {v} exceeds the {self.max_positions} positions of {self.base_path}: using {self.max_positions}")
+            v = self.max_positions
+        setattr(self.config, key, int(v))
+    return self
 
 # %% ../nbs/02_models.ipynb #1ffb9a3f
 class Embedder(EmbedderBase):

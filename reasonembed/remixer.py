@@ -13,6 +13,7 @@ from typing import Any, Callable, Literal
 
 import yaml
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 
 from .config import ConfigError, opt, from_dict, from_yaml, load_config, to_dict, config_help
 from .core import get_logger
@@ -108,31 +109,6 @@ class StageLog:
         self.extra: dict = {}
         self.resumed = bool(self.done)
 
-    def watch(self, *llms):
-        "Count LLM usage from now on (call after the LLMs exist)."
-        self.llms = [l for l in llms if l is not None]; self._u0 = _usage(self.llms)
-
-    def add(self, kept: list = (), dropped: list = ()):
-        "Append finished items (kept records and `Dropped` entries) and refresh the statistics."
-        append_jsonl(self.out, kept); append_jsonl(self.dropped_path, dropped)
-        self.kept += list(kept); self.drops += list(dropped)
-        self.done |= {r.id for r in kept} | {d.id for d in dropped}
-        self.write_stats(complete=False)
-
-    def stats(self, complete: bool = True) -> dict:
-        now = _usage(self.llms)
-        usage = Counter(self.prev_usage)
-        for k, v in now.items(): usage[k] += v - self._u0.get(k, 0)
-        return {"stage": self.name, "complete": complete, "kept": len(self.kept), "dropped": len(self.drops),
-                "dropped_by_reason": dict(sorted(Counter(d.reason for d in self.drops).items())),
-                "llm_usage": dict(usage), **self.extra}
-
-    def write_stats(self, complete: bool) -> dict:
-        s = self.stats(complete)
-        tmp = self.stats_path.with_name(self.stats_path.name + ".tmp")
-        tmp.write_text(json.dumps(s, indent=2)); tmp.replace(self.stats_path)
-        return s
-
     @contextlib.contextmanager
     def recording(self):
         "Write the statistics so far (LLM usage included) if the stage dies with an exception."
@@ -140,10 +116,41 @@ class StageLog:
         except BaseException:
             self.write_stats(complete=False); raise
 
-    def finish(self, **extra) -> dict:
-        "Final statistics (with stage-specific `extra`), written to `<name>.stats.json`."
-        self.extra.update(extra)
-        return self.write_stats(complete=True)
+# %% ../nbs/05a_remixer.ipynb #83aa7c82
+@patch
+def watch(self: StageLog, *llms):
+    "Count LLM usage from now on (call after the LLMs exist)."
+    self.llms = [l for l in llms if l is not None]; self._u0 = _usage(self.llms)
+
+@patch
+def add(self: StageLog, kept: list = (), dropped: list = ()):
+    "Append finished items (kept records and `Dropped` entries) and refresh the statistics."
+    append_jsonl(self.out, kept); append_jsonl(self.dropped_path, dropped)
+    self.kept += list(kept); self.drops += list(dropped)
+    self.done |= {r.id for r in kept} | {d.id for d in dropped}
+    self.write_stats(complete=False)
+
+@patch
+def stats(self: StageLog, complete: bool = True) -> dict:
+    now = _usage(self.llms)
+    usage = Counter(self.prev_usage)
+    for k, v in now.items(): usage[k] += v - self._u0.get(k, 0)
+    return {"stage": self.name, "complete": complete, "kept": len(self.kept), "dropped": len(self.drops),
+            "dropped_by_reason": dict(sorted(Counter(d.reason for d in self.drops).items())),
+            "llm_usage": dict(usage), **self.extra}
+
+@patch
+def write_stats(self: StageLog, complete: bool) -> dict:
+    s = self.stats(complete)
+    tmp = self.stats_path.with_name(self.stats_path.name + ".tmp")
+    tmp.write_text(json.dumps(s, indent=2)); tmp.replace(self.stats_path)
+    return s
+
+@patch
+def finish(self: StageLog, **extra) -> dict:
+    "Final statistics (with stage-specific `extra`), written to `<name>.stats.json`."
+    self.extra.update(extra)
+    return self.write_stats(complete=True)
 
 # %% ../nbs/05a_remixer.ipynb #1bd0217f
 def _resolve(x):

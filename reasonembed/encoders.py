@@ -263,10 +263,7 @@ def close(self: VLLMEncoder):
 def encode(self: VLLMEncoder, texts: list[str], is_query: bool = False, batch_size: int = 32, show_progress: bool = True,
            output_dtype: str = "float32", desc: str | None = None) -> np.ndarray:
     "Embed formatted `texts` with the engine(s), longest first, returning [n, dim] in the input order (`batch_size` unused)."
-    if output_dtype not in ("float32", "float16"): raise ValueError(f"output_dtype {output_dtype!r}: expected 'float32' or 'float16'")
-    if isinstance(texts, str): raise TypeError("expected a list of strings; got a single string")
-    texts = list(texts)
-    out = np.zeros((len(texts), self.dim), dtype=output_dtype)
+    texts, out = self._output_for(texts, output_dtype)
     if not texts: return out
     self.token_ids(texts[:1], is_query)          # type errors before any engine starts
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

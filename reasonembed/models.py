@@ -405,6 +405,14 @@ def _autocast(self: Embedder, device: torch.device):
     if self.compute_dtype == torch.float32: return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=self.compute_dtype)
 
+@patch
+def _output_for(self: EmbedderBase, texts, output_dtype: str) -> tuple[list[str], np.ndarray]:
+    "Every backend's `encode` input check: `(texts as a list, zeros [n, dim] of output_dtype)`."
+    if output_dtype not in ("float32", "float16"): raise ValueError(f"output_dtype {output_dtype!r}: expected 'float32' or 'float16'")
+    if isinstance(texts, str): raise TypeError("expected a list of strings; got a single string")
+    texts = list(texts)
+    return texts, np.zeros((len(texts), self.dim), dtype=output_dtype)
+
 # %% ../nbs/02_models.ipynb #0f1e50e1
 @patch
 def _forward(self: Embedder, model, batch: dict) -> torch.Tensor:
@@ -459,10 +467,7 @@ def _replica(self: Embedder, k: int, device: torch.device):
 def encode(self: Embedder, texts: list[str], is_query: bool = False, batch_size: int = 32, show_progress: bool = True,
            output_dtype: str = "float32", desc: str | None = None) -> np.ndarray:
     "Embed formatted `texts` in length-sorted batches (all devices), returning [n, dim] in the input order."
-    if output_dtype not in ("float32", "float16"): raise ValueError(f"output_dtype {output_dtype!r}: expected 'float32' or 'float16'")
-    if isinstance(texts, str): raise TypeError("expected a list of strings; got a single string")
-    texts = list(texts)
-    out = np.zeros((len(texts), self.dim), dtype=output_dtype)
+    texts, out = self._output_for(texts, output_dtype)
     if not texts: return out
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

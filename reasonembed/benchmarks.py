@@ -21,7 +21,8 @@ __all__ = ['log', 'BRIGHT_HUB_ID', 'BRIGHT_REVISION', 'BRIGHT_TASKS', 'BRIGHT_LO
            'BRIGHT_QUERY_VARIANTS', 'BRIGHT_INSTRUCTIONS', 'GENERIC_INSTRUCTION', 'MAX_LEN', 'R2MED_HUB_ORG',
            'R2MED_TASKS', 'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'Run', 'NA_ID', 'REFERENCE_SOURCE',
            'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'list_local_tasks', 'check_task',
-           'variant_config', 'task_instruction', 'load_bright_task', 'r2med_local_file', 'beir_row', 'load_r2med_task']
+           'variant_config', 'task_instruction', 'load_bright_task', 'r2med_local_file', 'list_r2med_local_tasks',
+           'beir_row', 'load_r2med_task']
 
 # %% ../nbs/03_benchmarks.ipynb #fb99367c
 BRIGHT_HUB_ID = "xlangai/BRIGHT"
@@ -235,6 +236,14 @@ def r2med_local_file(folder: Path, what: str) -> Path | None:
     if len(splits) > 1: raise DataError(f"{folder / 'qrels'}: several splits ({', '.join(s.name for s in splits)}) and no "
                                         f"test.tsv: keep the split to use, or name it qrels.tsv in {folder}")
     return splits[0] if splits else None
+
+def list_r2med_local_tasks(root: str | Path) -> list[str]:
+    "Tasks of a local R2MED- or BEIR-layout folder: its sub-folders that hold a corpus (R2MED's order first), or the folder itself."
+    root = Path(root)
+    names = [p.name for p in sorted(root.iterdir()) if p.is_dir() and r2med_local_file(p, "corpus")] if root.is_dir() else []
+    if not names and r2med_local_file(root, "corpus"): return [root.resolve().name]
+    order = {t: i for i, t in enumerate(R2MED_TASKS)}
+    return sorted(names, key=lambda t: (order.get(t, len(order)), t))
 
 def beir_row(row: dict, what: str) -> dict:
     "A BEIR row in R2MED's names: `_id` is the id; a corpus row's non-empty `title` goes before its text, as BEIR reads it."

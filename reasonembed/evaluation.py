@@ -15,7 +15,7 @@ import numpy as np
 from .config import ConfigError, from_dict, from_yaml, load_config, opt, to_dict
 from .core import cache_dir, get_logger, make_run_dir, md_table
 from .data import DataError
-from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, load_bright_task, load_r2med_task, variant_config
+from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, list_r2med_local_tasks, load_bright_task, load_r2med_task, variant_config
 from .bm25 import bm25_retrieve
 from .retrieval import CORPUS_DTYPE, dense_retrieve, safe_name, weights_fingerprint
 
@@ -23,8 +23,8 @@ log = get_logger("evaluation")
 
 # %% auto #0
 __all__ = ['log', 'K_VALUES', 'HEADLINE', 'trec_measures', 'evaluate_run', 'write_trec_run', 'read_trec_run', 'EvalConfig',
-           'load_task', 'max_lengths', 'load_embedder', 'results_markdown', 'plot_results', 'paper_comparison',
-           'evaluate', 'eval_cli']
+           'local_benchmark', 'load_task', 'max_lengths', 'load_embedder', 'results_markdown', 'plot_results',
+           'paper_comparison', 'evaluate', 'eval_cli']
 
 # %% ../nbs/03c_evaluation.ipynb #1aef3cad
 K_VALUES = (1, 5, 10, 25, 50, 100)
@@ -78,7 +78,7 @@ class EvalConfig:
     "How to evaluate a retriever on BRIGHT, R2MED or a local benchmark in BRIGHT layout."
     model: str = opt("bm25", help="'bm25', a short name ('minilm'), a model folder or a hub id")
     benchmark: Literal["bright", "r2med"] = opt("bright", help="which benchmark")
-    tasks: list[str] = opt([], help="tasks to run; empty: all tasks of the benchmark (all tasks found in a local bright_dir)")
+    tasks: list[str] = opt([], help="tasks to run; empty: all tasks of the benchmark (all tasks found in a local bright_dir or r2med_dir)")
     setting: Literal["short", "long"] = opt("short", help="BRIGHT: 'short' (documents, gold_ids) or 'long' (long_documents, gold_ids_long)")
     query_variant: str = opt("original", help="BRIGHT queries: 'original' or a reasoning variant (gpt4, claude-3-opus, Gemini-1.0, grit, llama3-70b)")
     bright_dir: str | None = opt(None, help="local BRIGHT-layout directory; None: the hub dataset xlangai/BRIGHT")
@@ -104,10 +104,11 @@ class EvalConfig:
 # %% ../nbs/03c_evaluation.ipynb #a3f8b552
 def _task_list(cfg: EvalConfig) -> list[str]:
     if cfg.benchmark == "r2med":
-        tasks = cfg.tasks or list(R2MED_TASKS)
+        tasks = cfg.tasks or (list_r2med_local_tasks(cfg.r2med_dir) if cfg.r2med_dir else list(R2MED_TASKS))
         if cfg.r2med_dir is None:
             bad = [t for t in tasks if t not in R2MED_TASKS]
             if bad: raise ConfigError(f"tasks {bad}: not R2MED tasks ({', '.join(R2MED_TASKS)})")
+        if not tasks: raise ConfigError(f"{cfg.r2med_dir}: no tasks found (no task folder with a corpus.jsonl)")
         return tasks
     if cfg.tasks: tasks = list(cfg.tasks)
     elif cfg.bright_dir: tasks = list_local_tasks(cfg.bright_dir, variant_config(cfg.query_variant))
@@ -122,6 +123,16 @@ def _task_list(cfg: EvalConfig) -> list[str]:
         if bad: raise ConfigError(f"tasks {bad}: not BRIGHT tasks ({', '.join(BRIGHT_TASKS)})")
     if not tasks: raise ConfigError(f"{cfg.bright_dir}: no tasks found")
     return tasks
+
+def local_benchmark(folder) -> dict:
+    "`EvalConfig` settings of a local benchmark folder: BRIGHT layout (`examples/`) or R2MED / BEIR task folders, with its `instructions.json`."
+    folder = Path(folder)
+    inst = folder / "instructions.json"
+    spec = {"instructions": json.loads(inst.read_text()) if inst.exists() else {}}
+    if (folder / "examples").is_dir(): return {"benchmark": "bright", "bright_dir": str(folder), **spec}
+    if folder.is_dir() and list_r2med_local_tasks(folder): return {"benchmark": "r2med", "r2med_dir": str(folder), **spec}
+    raise DataError(f"{folder}: not a local benchmark: no examples/ (BRIGHT layout) and no task folder with a corpus.jsonl "
+                    f"(R2MED / BEIR layout)")
 
 def load_task(cfg: EvalConfig, task: str):
     "Load `task` as `cfg` says: `(docs, queries, qrels)`."

@@ -20,7 +20,7 @@ log = get_logger("pipeline")
 # %% auto #0
 __all__ = ['log', 'INJECTED', 'MOVED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'config_blocks', 'Stage',
            'RunConfig', 'parse_run_config', 'load_run_config', 'StageOutput', 'execute_stages', 'run_pipeline',
-           'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'md_table', 'run_cli']
+           'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'run_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59e3f1ac
 def notebooks_dir() -> Path:
@@ -322,14 +322,6 @@ def stage_dirs(run_dir: str, stage_dir: str, stage: str, params: dict | None = N
 def stage_ref(ref: str, run_dir) -> str:
     "`@stage/path` → `<run_dir>/stage/path`; anything else unchanged."
     return str(Path(run_dir) / ref[1:]) if isinstance(ref, str) and ref.startswith("@") else ref
-
-def md_table(df, floatfmt: str = ".2f") -> str:
-    "A pandas DataFrame as a GitHub markdown table (index included when it is named)."
-    if df.index.name is not None: df = df.reset_index()
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else ("" if v is None else str(v).replace("|", "\\|").replace("\n", " "))
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    return "\n".join([head, sep] + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)])
 
 # %% ../nbs/09_pipeline.ipynb #62d605de
 def run_cli(

@@ -334,13 +334,19 @@ def resolve_domain(cfg: PrepareConfig, instruction: str, task: str) -> Domain:
     if name: return get_domain(name, custom)
     return make_domain(task, "post", task, instruction=instruction)
 
-def write_heldout(folder, task: str, queries: list[Query], qrels: dict[str, dict[str, int]], docs: list[Doc], instruction: str) -> Path:
-    "Held-out queries as a BRIGHT-layout benchmark over `docs` (what `22_evaluate` reads as `heldout_dir`)."
+def write_heldout(folder, task: str, queries: list[Query], qrels: dict[str, dict[str, int]], docs: list[Doc], instruction: str,
+                  layout: str = "bright") -> Path:
+    "Held-out queries as a benchmark over `docs` in the source's `layout` (what `22_evaluate` reads as `heldout_dir`)."
     folder = Path(folder)
-    write_jsonl(folder / "examples" / f"{task}.jsonl",
-                [{"id": q.id, "query": q.text, "gold_ids": [d for d, r in qrels[q.id].items() if r > 0], "excluded_ids": list(q.excluded_ids)}
-                 for q in queries])
-    write_jsonl(folder / "documents" / f"{task}.jsonl", [{"id": d.id, "content": d.text} for d in docs])
+    if layout == "r2med":                  # R2MED layout: the qrels as they are, graded scores and judged non-relevant kept
+        write_jsonl(folder / task / "corpus.jsonl", [{"id": d.id, "text": d.text} for d in docs])
+        write_jsonl(folder / task / "query.jsonl", [{"id": q.id, "text": q.text} for q in queries])
+        write_jsonl(folder / task / "qrels.jsonl", [{"q_id": q.id, "p_id": d, "score": r} for q in queries for d, r in qrels[q.id].items()])
+    else:                                  # BRIGHT layout: gold ids and excluded ids
+        write_jsonl(folder / "examples" / f"{task}.jsonl",
+                    [{"id": q.id, "query": q.text, "gold_ids": [d for d, r in qrels[q.id].items() if r > 0],
+                      "excluded_ids": list(q.excluded_ids)} for q in queries])
+        write_jsonl(folder / "documents" / f"{task}.jsonl", [{"id": d.id, "content": d.text} for d in docs])
     (folder / "instructions.json").write_text(json.dumps({task: instruction}, indent=2))
     return folder
 
@@ -406,7 +412,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
         rows.append(row)
     write_jsonl(out / "train.jsonl", rows)
     shutil.rmtree(out / "heldout", ignore_errors=True)                   # a previous config's held-out task goes
-    if held: write_heldout(out / "heldout", task, held, t.qrels, t.docs, dom.instruction)
+    if held: write_heldout(out / "heldout", task, held, t.qrels, t.docs, dom.instruction, cfg.layout)
     src = Counter(r.meta["q_prime"] for r in rows)
     stats = {"task": task, "layout": cfg.layout, "source": cfg.source, "files": t.files, "domain": dom.name, "instruction": dom.instruction,
              "documents": len(t.docs), "queries": len(t.queries), "train_queries": len(train_ids), "heldout_queries": len(held),

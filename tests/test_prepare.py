@@ -149,3 +149,35 @@ def test_labelled_profile_end_to_end(demo_set, tmp_path, monkeypatch):
     summary = run_summary(run)
     assert "| base |" in summary and "| RI |" in summary and "time per stage: prepare" in summary
     assert f"report: {run / 'report.md'}" in summary
+
+
+def test_graded_heldout_is_scored_with_its_grades(tmp_path):
+    "A BEIR set with graded qrels: prepare keeps the grades in heldout/ (R2MED layout) and 22_evaluate scores nDCG@10 with them."
+    import pytrec_eval
+    from reasonembed.evaluation import read_trec_run
+    src = tmp_path / "graded"
+    topics = ["insulin and blood sugar", "kidney filtration", "neuron signalling", "bone growth", "lung gas exchange", "liver enzymes"]
+    write_jsonl(src / "corpus.jsonl", [{"_id": f"p{i}{k}", "title": t, "text": f"{k} note on {t}"}
+                                       for i, t in enumerate(topics) for k in ("primary", "secondary", "passing")])
+    write_jsonl(src / "queries.jsonl", [{"_id": f"q{i}", "text": f"what about {t}?"} for i, t in enumerate(topics)])
+    (src / "qrels").mkdir()
+    (src / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\tp{i}primary\t1\nq{i}\tp{i}secondary\t3\nq{i}\tp{i}passing\t2\n" for i in range(len(topics))))
+    (tmp_path / "held.txt").write_text("q1\nq4\n")
+    rc, out, err = _cli("--source", src, "--task", ".", "--layout", "r2med", "--out", tmp_path / "prep", "--set", "n_negatives=2",
+                        "rank_window=[0, 18]", f"heldout_ids={tmp_path / 'held.txt'}", "miner.query_max_len=32", "miner.passage_max_len=32")
+    assert rc == 0, err
+    profile = {"name": "graded", "stages": {"evaluate": {"notebook": "22_evaluate", "params": {
+        "models": "minilm", "labels": "base", "heldout_dir": str(tmp_path / "prep" / "heldout"), "st_check": False,
+        "evaluation": {"query_max_len": 32, "passage_max_len": 32}}}}}
+    (tmp_path / "graded.yaml").write_text(yaml.safe_dump(profile))
+    run = run_pipeline(tmp_path / "graded.yaml", output_root=str(tmp_path / "outputs"), progress=False)
+    res = run / "evaluate" / "results" / "held-out" / "base"
+    assert json.loads((res / "eval_config.json").read_text())["benchmark"] == "r2med"
+    graded = {q: {f"p{q[1]}{k}": g for k, g in (("primary", 1), ("secondary", 3), ("passing", 2))} for q in ("q1", "q4")}
+    trec = read_trec_run(res / "runs" / "graded.trec")
+    want = pytrec_eval.RelevanceEvaluator(graded, {"ndcg_cut_10"}).evaluate(trec)
+    binary = pytrec_eval.RelevanceEvaluator({q: {d: 1 for d in g} for q, g in graded.items()}, {"ndcg_cut_10"}).evaluate(trec)
+    got = json.loads((res / "tasks" / "graded.json").read_text())["mean"]["ndcg_cut_10"]
+    mean = lambda e: sum(m["ndcg_cut_10"] for m in e.values()) / len(e)
+    assert abs(got - mean(want)) < 1e-9 and abs(mean(want) - mean(binary)) > 1e-3, (got, mean(want), mean(binary))

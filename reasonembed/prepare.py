@@ -53,6 +53,8 @@ class PrepareConfig:
     setting: Literal["short", "long"] = opt("short", help="bright layout: documents + gold_ids, or long_documents + gold_ids_long")
     revision: str | None = opt(None, help="hub revision (None: the pinned one of a BRIGHT / R2MED task, else main)")
     strict_gold: bool = opt(True, help="a gold id missing from the corpus is an error naming file and line; False: drop it (counted)")
+    empty_documents: Literal["error", "drop"] = opt("error", help="a document without text: 'error' names its file and line; 'drop' "
+                                                     "leaves it out of the corpus and of the gold ids (both counted)")
     domain: str | None = opt(None, help="the rows' domain: a BRIGHT domain, or custom_domain's name; None: the task's when it "
                                         "is a BRIGHT domain, else custom_domain, else a domain named after the task with the set's instruction")
     custom_domain: CustomDomain | None = opt(None, help="a user-defined domain (name, description, kind, instruction, sizes), as ReMixer's")
@@ -131,6 +133,8 @@ class LabelledTask:
     query_where: dict[str, str]
     field_texts: dict[str, str] = field(default_factory=dict)
     dropped_gold: int = 0
+    empty_documents: int = 0               # dropped (empty_documents: drop)
+    empty_gold: int = 0                    # gold ids pointing at them, dropped
 
 def _hub_like(source: str, layout: str) -> bool:
     s = str(source)
@@ -179,20 +183,25 @@ def _ids(v, loc: str, key: str) -> list[str]:
     except TypeError: raise DataError(f"{loc}: field '{key}': expected a list of ids, got {type(v).__name__}") from None
 
 # %% ../nbs/05b_prepare.ipynb #f8dc8491
-def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]]]:
-    "`(query locations, q′ field texts, (query id, gold id) pairs missing from the corpus)`; errors name file and line."
+def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]], set[str]]:
+    "`(query locations, q′ field texts, (query id, gold id) pairs missing from the corpus, empty documents dropped)`; errors name file and line."
     bright = cfg.layout == "bright"
     text_key, q_key = ("content", "query") if bright else ("text", "text")
     gold_key = "gold_ids" if cfg.setting == "short" else "gold_ids_long"
     docs: dict[str, str] = {}
+    empty: set[str] = set()
     for loc, r in located_rows(files["documents"]):
         if not bright: r = beir_row(r, "corpus")
         did, text = str(_get(r, "id", loc)), r.get(text_key)
-        if not isinstance(text, str) or not text.strip(): raise DataError(f"{loc}: document {did!r}: field '{text_key}': empty text")
         if did in docs: raise DataError(f"{loc}: document id {did!r} repeated (first at {docs[did]})")
         docs[did] = loc
+        if not isinstance(text, str) or not text.strip():
+            if cfg.empty_documents == "error":
+                raise DataError(f"{loc}: document {did!r}: field '{text_key}': empty text (empty_documents: drop leaves such documents out)")
+            empty.add(did)
     where, texts, missing = {}, {}, []
     def gold(loc, qid, g):
+        if g in empty: missing.append((qid, g)); return           # dropped with its document
         if g in docs: return
         if cfg.strict_gold: raise DataError(f"{loc}: query {qid!r}: gold id {g!r} is not in the corpus ({files['documents']}); "
                                             f"strict_gold: false drops such ids")
@@ -217,7 +226,7 @@ def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, s
             qid, did = str(_get(r, "q_id", loc)), str(_get(r, "p_id", loc))
             if qid not in where: raise DataError(f"{loc}: unknown query id {qid!r} (not in {files['queries']})")
             gold(loc, qid, did)
-    return where, texts, missing
+    return where, texts, missing, empty
 
 # %% ../nbs/05b_prepare.ipynb #f9335fbd
 def load_labelled(cfg: PrepareConfig) -> LabelledTask:
@@ -231,11 +240,16 @@ def load_labelled(cfg: PrepareConfig) -> LabelledTask:
     if any(p is None for p in files.values()):
         load(cfg.strict_gold)                               # the loader's error says which file is missing
         raise DataError(f"{cfg.source}: task {cfg.task!r}: files not found ({', '.join(k for k, p in files.items() if p is None)})")
-    where, texts, missing = _check_rows(cfg, files)
+    where, texts, missing, empty = _check_rows(cfg, files)
     docs, queries, qrels = load(cfg.strict_gold)
     for qid, g in missing: qrels.get(qid, {}).pop(g, None)
-    if missing: log.warning(f"{len(missing)} gold id(s) not in the corpus dropped (strict_gold false)")
-    return LabelledTask(docs, queries, qrels, {k: str(p) for k, p in files.items()}, where, texts, len(missing))
+    n_empty_gold = sum(g in empty for _, g in missing)
+    if empty:
+        docs = [d for d in docs if d.id not in empty]
+        log.warning(f"{len(empty)} empty document(s) dropped (empty_documents: drop), with {n_empty_gold} gold id(s) pointing at them")
+    if len(missing) > n_empty_gold: log.warning(f"{len(missing) - n_empty_gold} gold id(s) not in the corpus dropped (strict_gold false)")
+    return LabelledTask(docs, queries, qrels, {k: str(p) for k, p in files.items()}, where, texts, len(missing) - n_empty_gold,
+                        len(empty), n_empty_gold)
 
 # %% ../nbs/05b_prepare.ipynb #450a8d15
 def read_id_lines(path) -> list[tuple[str, str]]:
@@ -417,6 +431,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     stats = {"task": task, "layout": cfg.layout, "source": cfg.source, "files": t.files, "domain": dom.name, "instruction": dom.instruction,
              "documents": len(t.docs), "queries": len(t.queries), "train_queries": len(train_ids), "heldout_queries": len(held),
              "rows": len(rows), "dropped": {k: v for k, v in sorted(dropped.items()) if v}, "gold_not_in_corpus": t.dropped_gold,
+             "empty_documents_dropped": t.empty_documents, "gold_of_empty_documents_dropped": t.empty_gold,
              "positives_per_row": _dist([len(r.pos) for r in rows]),
              "negatives_per_row": {**_dist([len(r.neg) for r in rows]), "wanted": cfg.n_negatives,
                                    "rows_short": sum(len(r.neg) < cfg.n_negatives for r in rows)},
@@ -442,6 +457,8 @@ def stats_table(stats: dict):
             "q' coverage": f"{100 * qp['coverage']:.0f}% (field {qp['field']}, LLM {qp['llm']}, none {qp['none']}: q' = q)",
             "mining": f"{m['miner']}, ranks {m['rank_window']}, {m['sampling']}; removed " + (", ".join(f"{k} {v}" for k, v in m["removed"].items()) or "none"),
             "gold ids not in the corpus (dropped)": stats["gold_not_in_corpus"]}
+    if stats.get("empty_documents_dropped"):
+        rows["empty documents (dropped)"] = f"{stats['empty_documents_dropped']} (gold ids to them: {stats['gold_of_empty_documents_dropped']})"
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="item"))
 
 # %% ../nbs/05b_prepare.ipynb #8edc2d69

@@ -227,6 +227,10 @@ def _kernel_env(**env):
 
 # tqdm.auto in a kernel without ipywidgets warns and falls back to the text bars we show: the warning is noise
 _KERNEL_WARNINGS = "ignore:IProgress not found"
+# with ipywidgets installed, tqdm.auto in a kernel draws widgets: they reach the executed notebook, never the terminal;
+# the stage kernels start with tqdm.auto (and tqdm.autonotebook, which sentence-transformers uses) set to the text bars
+_TEXT_BARS = ("import tqdm.auto, tqdm.autonotebook, tqdm.std; tqdm.auto.tqdm = tqdm.autonotebook.tqdm = tqdm.std.tqdm; "
+              "tqdm.auto.trange = tqdm.autonotebook.trange = tqdm.std.trange")
 
 def _bar_env(shown: StageOutput | None) -> dict[str, str]:
     "The kernels' tqdm bars: as wide as the terminal less the stage prefix, all on one line (position 0), rows enough to show them."
@@ -256,7 +260,7 @@ def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress:
         try:
             with _kernel_env(PYTHONWARNINGS=warn, **_bar_env(shown)):
                 pm.execute_notebook(str(st.notebook), str(sdir / f"{st.name}.ipynb"), parameters=params, cwd=str(sdir),
-                                    progress_bar=False, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                                    progress_bar=False, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={_TEXT_BARS}"],
                                     stdout_file=shown and shown.stdout, stderr_file=shown and shown.stderr)
         except pm.PapermillExecutionError as e:
             raise RuntimeError(f"stage '{st.name}' failed in {st.notebook.name} (cell {e.exec_count}): {e.ename}: {e.evalue}\n"

@@ -181,3 +181,18 @@ def test_graded_heldout_is_scored_with_its_grades(tmp_path):
     got = json.loads((res / "tasks" / "graded.json").read_text())["mean"]["ndcg_cut_10"]
     mean = lambda e: sum(m["ndcg_cut_10"] for m in e.values()) / len(e)
     assert abs(got - mean(want)) < 1e-9 and abs(mean(want) - mean(binary)) > 1e-3, (got, mean(want), mean(binary))
+
+
+def test_stage_progress_reaches_the_terminal_with_widgets_installed(tmp_path):
+    "With ipywidgets installed (the dev extra), tqdm.auto in a kernel would draw widgets the terminal never sees."
+    import ipywidgets  # noqa: F401  (the case under test)
+    src = demo_labelled_set(tmp_path / "set", n_queries=8)
+    profile = {"name": "widgets", "stages": {"prepare": {"notebook": "20a_prepare", "params": {"prepare": {
+        "source": str(src), "task": "pydoc", "n_negatives": 2, "rank_window": [1, 10], "heldout_fraction": 0.25,
+        "miner": {"model": "minilm", "query_max_len": 32, "passage_max_len": 32}}}}}}
+    (tmp_path / "widgets.yaml").write_text(yaml.safe_dump(profile))
+    shown = io.StringIO()
+    run_pipeline(tmp_path / "widgets.yaml", output_root=str(tmp_path / "outputs"), out=shown)
+    lines = shown.getvalue().splitlines()
+    assert any(l.startswith("[prepare] encode corpus: 100%") for l in lines), lines
+    assert any(l.startswith("[prepare] mining: 100%") for l in lines), lines

@@ -5,12 +5,12 @@ and loaders (hub or local copy) that check every task before a model runs."""
 
 # %% ../nbs/03_benchmarks.ipynb #1a08ce3a
 from __future__ import annotations
-import re
+import json, re
 from pathlib import Path
 
 from .config import ConfigError
 from .core import get_logger
-from .data import DataError, Doc, Query, iter_jsonl
+from .data import DataError, Doc, Query, iter_jsonl, write_jsonl
 from .domains import BRIGHT_DOMAINS, retrieval_instruction
 from .hub import hub_file
 
@@ -22,7 +22,7 @@ __all__ = ['log', 'BRIGHT_HUB_ID', 'BRIGHT_REVISION', 'BRIGHT_TASKS', 'BRIGHT_LO
            'R2MED_TASKS', 'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'Run', 'NA_ID', 'REFERENCE_SOURCE',
            'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'list_local_tasks', 'check_task',
            'variant_config', 'task_instruction', 'load_bright_task', 'r2med_local_file', 'list_r2med_local_tasks',
-           'beir_row', 'load_r2med_task']
+           'beir_row', 'load_r2med_task', 'write_local_task']
 
 # %% ../nbs/03_benchmarks.ipynb #fb99367c
 BRIGHT_HUB_ID = "xlangai/BRIGHT"
@@ -290,3 +290,22 @@ def load_r2med_task(task: str, source: str | Path = R2MED_HUB_ORG, revision: str
         qrels.setdefault(str(_col(r, "q_id", r_where, n)), {})[str(_col(r, "p_id", r_where, n))] = score
     check_task(docs, queries, qrels, f"{q_where} (task {task})", strict_gold=strict_gold)
     return docs, queries, qrels
+
+# %% ../nbs/03_benchmarks.ipynb #2d2a3cb5
+def write_local_task(folder, task: str, queries: list[Query], qrels: dict[str, dict[str, int]], docs: list[Doc],
+                     instruction: str, layout: str = "bright") -> Path:
+    "Write one task of a local benchmark (`layout` 'bright' or 'r2med') into `folder`, its instruction into `instructions.json`."
+    folder = Path(folder)
+    if layout == "r2med":
+        write_jsonl(folder / task / "corpus.jsonl", [{"id": d.id, "text": d.text} for d in docs])
+        write_jsonl(folder / task / "query.jsonl", [{"id": q.id, "text": q.text} for q in queries])
+        write_jsonl(folder / task / "qrels.jsonl", [{"q_id": q.id, "p_id": d, "score": r} for q in queries for d, r in qrels[q.id].items()])
+    elif layout == "bright":
+        write_jsonl(folder / "examples" / f"{task}.jsonl",
+                    [{"id": q.id, "query": q.text, "gold_ids": [d for d, r in qrels[q.id].items() if r > 0],
+                      "excluded_ids": list(q.excluded_ids)} for q in queries])
+        write_jsonl(folder / "documents" / f"{task}.jsonl", [{"id": d.id, "content": d.text} for d in docs])
+    else: raise ConfigError(f"layout {layout!r}: expected 'bright' or 'r2med'")
+    inst = folder / "instructions.json"
+    inst.write_text(json.dumps({**(json.loads(inst.read_text()) if inst.exists() else {}), task: instruction}, indent=2))
+    return folder

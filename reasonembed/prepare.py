@@ -20,7 +20,7 @@ from .core import get_logger
 from .data import DataError, Doc, Query, TrainSample, iter_jsonl, parse_record, pydoc_corpus, text_md5, to_json, write_jsonl
 from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
 from .benchmarks import (BRIGHT_HUB_ID, BRIGHT_REVISION, R2MED_REVISIONS, load_bright_task, load_r2med_task,
-                                    variant_config, beir_row, r2med_local_file, _local_file, _read_qrels_text, _read_rows)
+                                    variant_config, beir_row, r2med_local_file, write_local_task, _local_file, _read_qrels_text, _read_rows)
 from .hub import hub_file
 from .llm import SamplingParams
 from .models import EmbedderConfig
@@ -32,7 +32,7 @@ log = get_logger("prepare")
 # %% auto #0
 __all__ = ['log', 'PrepareConfig', 'check_config', 'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files',
            'located_rows', 'load_labelled', 'read_id_lines', 'split_queries', 'mine_negatives', 'reasoning_queries',
-           'resolve_domain', 'write_heldout', 'prepare', 'stats_table', 'prepare_cli']
+           'resolve_domain', 'prepare', 'stats_table', 'prepare_cli']
 
 # %% ../nbs/05b_prepare.ipynb #07b597c2
 def _from_remixer(name: str):
@@ -348,22 +348,6 @@ def resolve_domain(cfg: PrepareConfig, instruction: str, task: str) -> Domain:
     if name: return get_domain(name, custom)
     return make_domain(task, "post", task, instruction=instruction)
 
-def write_heldout(folder, task: str, queries: list[Query], qrels: dict[str, dict[str, int]], docs: list[Doc], instruction: str,
-                  layout: str = "bright") -> Path:
-    "Held-out queries as a benchmark over `docs` in the source's `layout` (what `22_evaluate` reads as `heldout_dir`)."
-    folder = Path(folder)
-    if layout == "r2med":                  # R2MED layout: the qrels as they are, graded scores and judged non-relevant kept
-        write_jsonl(folder / task / "corpus.jsonl", [{"id": d.id, "text": d.text} for d in docs])
-        write_jsonl(folder / task / "query.jsonl", [{"id": q.id, "text": q.text} for q in queries])
-        write_jsonl(folder / task / "qrels.jsonl", [{"q_id": q.id, "p_id": d, "score": r} for q in queries for d, r in qrels[q.id].items()])
-    else:                                  # BRIGHT layout: gold ids and excluded ids
-        write_jsonl(folder / "examples" / f"{task}.jsonl",
-                    [{"id": q.id, "query": q.text, "gold_ids": [d for d, r in qrels[q.id].items() if r > 0],
-                      "excluded_ids": list(q.excluded_ids)} for q in queries])
-        write_jsonl(folder / "documents" / f"{task}.jsonl", [{"id": d.id, "content": d.text} for d in docs])
-    (folder / "instructions.json").write_text(json.dumps({task: instruction}, indent=2))
-    return folder
-
 def _dist(xs: list[int]) -> dict:
     return {"mean": round(float(np.mean(xs)), 2), "min": int(min(xs)), "max": int(max(xs))} if xs else {"mean": 0, "min": 0, "max": 0}
 
@@ -426,7 +410,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
         rows.append(row)
     write_jsonl(out / "train.jsonl", rows)
     shutil.rmtree(out / "heldout", ignore_errors=True)                   # a previous config's held-out task goes
-    if held: write_heldout(out / "heldout", task, held, t.qrels, t.docs, dom.instruction, cfg.layout)
+    if held: write_local_task(out / "heldout", task, held, t.qrels, t.docs, dom.instruction, cfg.layout)   # the source's layout
     src = Counter(r.meta["q_prime"] for r in rows)
     stats = {"task": task, "layout": cfg.layout, "source": cfg.source, "files": t.files, "domain": dom.name, "instruction": dom.instruction,
              "documents": len(t.docs), "queries": len(t.queries), "train_queries": len(train_ids), "heldout_queries": len(held),

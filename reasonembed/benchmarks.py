@@ -20,9 +20,10 @@ log = get_logger("benchmarks")
 __all__ = ['log', 'BRIGHT_HUB_ID', 'BRIGHT_REVISION', 'BRIGHT_TASKS', 'BRIGHT_LONG_TASKS', 'BRIGHT_TASK_LABELS',
            'BRIGHT_QUERY_VARIANTS', 'BRIGHT_INSTRUCTIONS', 'GENERIC_INSTRUCTION', 'MAX_LEN', 'R2MED_HUB_ORG',
            'R2MED_TASKS', 'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'Run', 'NA_ID', 'REFERENCE_SOURCE',
-           'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'list_local_tasks', 'check_task',
-           'variant_config', 'task_instruction', 'load_bright_task', 'r2med_local_file', 'list_r2med_local_tasks',
-           'beir_row', 'load_r2med_task', 'write_local_task']
+           'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'read_rows', 'bright_local_file',
+           'list_local_tasks', 'check_task', 'variant_config', 'task_instruction', 'load_bright_task',
+           'read_qrels_text', 'r2med_local_file', 'list_r2med_local_tasks', 'beir_row', 'load_r2med_task',
+           'write_local_task']
 
 # %% ../nbs/03_benchmarks.ipynb #fb99367c
 BRIGHT_HUB_ID = "xlangai/BRIGHT"
@@ -80,7 +81,7 @@ REFERENCE_R2MED = {"BM25": {"Avg": 15.13}, "ReasonEmbed-Basic Qwen3-8B": {"Avg":
                    "ReasonEmbed-Basic Llama-3.1-8B": {"Avg": 41.98}, "ReasonEmbed Llama-3.1-8B": {"Avg": 42.76}}
 
 # %% ../nbs/03_benchmarks.ipynb #1643952e
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     "Rows of a parquet or JSONL file as dicts."
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -88,22 +89,23 @@ def _read_rows(path: Path) -> list[dict]:
         except Exception as e: raise DataError(f"{path}: cannot read parquet ({type(e).__name__}: {e})") from None
     return [obj for _, obj in iter_jsonl(path)]
 
-def _local_file(root: Path, config: str, task: str) -> Path | None:
+def bright_local_file(root: Path, config: str, task: str) -> Path | None:
+    "The `config` file (examples, documents, long_documents, ...) of `task` in a local BRIGHT-layout folder; None if absent."
     for pat in (f"{task}-00000-of-00001.parquet", f"{task}.parquet", f"{task}.jsonl"):
         if (root / config / pat).exists(): return root / config / pat
     shards = sorted((root / config).glob(f"{task}-*-of-*.parquet"))
     return shards[0] if len(shards) == 1 else None
 
 def _read_local(root: Path, config: str, task: str) -> tuple[list[dict], str]:
-    f = _local_file(root, config, task)
+    f = bright_local_file(root, config, task)
     if f is None:
         shards = sorted((root / config).glob(f"{task}-*-of-*.parquet"))
         if shards:
-            return [r for s in shards for r in _read_rows(s)], str(root / config / f"{task}-*.parquet")
+            return [r for s in shards for r in read_rows(s)], str(root / config / f"{task}-*.parquet")
         have = sorted(p.name for p in (root / config).glob("*")) if (root / config).is_dir() else []
         raise DataError(f"{root}: no {config}/{task}-00000-of-00001.parquet or {config}/{task}.jsonl "
                         f"(found in {config}/: {', '.join(have[:8]) or 'nothing'})")
-    return _read_rows(f), str(f)
+    return read_rows(f), str(f)
 
 def list_local_tasks(root: str | Path, config: str = "examples") -> list[str]:
     "Tasks present in a local BRIGHT-layout directory (from its `examples` files)."
@@ -116,7 +118,7 @@ def list_local_tasks(root: str | Path, config: str = "examples") -> list[str]:
 def _read_hub(repo: str, config: str, task: str, revision: str | None) -> tuple[list[dict], str]:
     "A BRIGHT-layout config file (`<config>/<task>-00000-of-00001.parquet`) of a hub dataset."
     f = hub_file(repo, f"{config}/{task}-00000-of-00001.parquet", revision)
-    return _read_rows(f), f"{repo}@{revision or 'main'}: {config}/{f.name}"
+    return read_rows(f), f"{repo}@{revision or 'main'}: {config}/{f.name}"
 
 # %% ../nbs/03_benchmarks.ipynb #1e49cd31
 def check_task(docs: list[Doc], queries: list[Query], qrels: dict[str, dict[str, int]], where: str,
@@ -210,7 +212,7 @@ def load_bright_task(task: str, source: str | Path = BRIGHT_HUB_ID, setting: str
     return docs, queries, qrels
 
 # %% ../nbs/03_benchmarks.ipynb #0fb7dd1e
-def _read_qrels_text(path: Path) -> list[dict]:
+def read_qrels_text(path: Path) -> list[dict]:
     "Whitespace-separated qrels: `qid docid score` or TREC `qid 0 docid score`; a header line is skipped."
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -261,13 +263,13 @@ def _r2med_rows(source: str | Path, task: str, what: str, revision: str | None) 
         f = r2med_local_file(folder, what)
         if f is None: raise DataError(f"{folder}: no {what}.jsonl (an R2MED task folder holds corpus.jsonl, query.jsonl, "
                                       f"qrels.jsonl; a BEIR one corpus.jsonl, queries.jsonl, qrels/test.tsv)")
-        rows = _read_qrels_text(f) if f.suffix in (".txt", ".tsv") else _read_rows(f)
+        rows = read_qrels_text(f) if f.suffix in (".txt", ".tsv") else read_rows(f)
         return [beir_row(r, what) for r in rows], str(f)
     if str(source).startswith((".", "/", "~")) or "/" in str(source):
         raise DataError(f"{source}: no such directory, and not a hub organisation like '{R2MED_HUB_ORG}'")
     repo = f"{source}/{task}"
     f = hub_file(repo, f"{what}.jsonl", revision)    # the hub layout of R2MED: corpus.jsonl, query.jsonl, qrels.jsonl
-    return _read_rows(f), f"{repo}@{revision or 'main'}: {f.name}"
+    return read_rows(f), f"{repo}@{revision or 'main'}: {f.name}"
 
 def load_r2med_task(task: str, source: str | Path = R2MED_HUB_ORG, revision: str | None = None,
                     instructions: dict[str, str] | None = None, strict_gold: bool = False

@@ -20,7 +20,7 @@ from .core import get_logger
 from .data import DataError, Doc, Query, TrainSample, iter_jsonl, parse_record, pydoc_corpus, text_md5, to_json, write_jsonl
 from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
 from .benchmarks import (BRIGHT_HUB_ID, BRIGHT_REVISION, R2MED_REVISIONS, load_bright_task, load_r2med_task,
-                                    variant_config, beir_row, r2med_local_file, write_local_task, _local_file, _read_qrels_text, _read_rows)
+                                    variant_config, beir_row, r2med_local_file, write_local_task, bright_local_file, read_qrels_text, read_rows)
 from .hub import hub_file
 from .llm import SamplingParams
 from .models import EmbedderConfig
@@ -146,7 +146,7 @@ def task_files(cfg: PrepareConfig) -> dict[str, Path | None]:
     local = Path(cfg.source).expanduser()
     if cfg.layout == "bright":
         configs = {"queries": variant_config("original"), "documents": "documents" if cfg.setting == "short" else "long_documents"}
-        if local.exists(): return {k: _local_file(local, c, cfg.task) for k, c in configs.items()}
+        if local.exists(): return {k: bright_local_file(local, c, cfg.task) for k, c in configs.items()}
         if not _hub_like(cfg.source, "bright"): raise DataError(f"{cfg.source}: no such directory, and not a hub dataset id like '{BRIGHT_HUB_ID}'")
         rev = cfg.revision or (BRIGHT_REVISION if cfg.source == BRIGHT_HUB_ID else None)
         return {k: hub_file(cfg.source, f"{c}/{cfg.task}-00000-of-00001.parquet", rev) for k, c in configs.items()}
@@ -162,10 +162,10 @@ def task_files(cfg: PrepareConfig) -> dict[str, Path | None]:
 def located_rows(path) -> list[tuple[str, dict]]:
     "The rows of a JSONL, parquet or qrels-text file, each with its location: `file:line` (parquet: `file: row n`)."
     path = Path(path)
-    if path.suffix == ".parquet": rows = [(f"{path}: row {n}", r) for n, r in enumerate(_read_rows(path), 1)]
+    if path.suffix == ".parquet": rows = [(f"{path}: row {n}", r) for n, r in enumerate(read_rows(path), 1)]
     elif path.suffix in (".txt", ".tsv"):
         lines = [n for n, l in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if l.split()]
-        found = _read_qrels_text(path)                      # the loader's parser (it skips a header line)
+        found = read_qrels_text(path)                      # the loader's parser (it skips a header line)
         rows = list(zip([f"{path}:{n}" for n in lines[len(lines) - len(found):]], found))
     else: rows = [(f"{path}:{n}", obj) for n, obj in iter_jsonl(path)]
     for loc, r in rows:

@@ -161,24 +161,24 @@ def results_markdown(results: dict) -> str:
     cfg, tasks = results["config"], list(results["tasks"])
     ours = {t: 100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks}
     avg = 100 * results["average"][HEADLINE] if results["average"] else None
+    own = not any(t in (BRIGHT_TASKS if cfg["benchmark"] == "bright" else R2MED_TASKS) for t in tasks)   # a local benchmark's own tasks
+    star = "" if results["complete"] or own else "*"                # an average over part of the benchmark
     if cfg["benchmark"] == "bright":
         labels = [BRIGHT_TASK_LABELS.get(t, t) for t in tasks]
         head = "| model | Avg | " + " | ".join(labels) + " |\n|---|---|" + "---|" * len(tasks) + "\n"
-        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{'' if results['complete'] else '*'} | "
-                 + " | ".join(_fmt(ours[t]) for t in tasks) + " |"]
-        own = not any(t in BRIGHT_TASKS for t in tasks)        # a local benchmark's own tasks: no paper row applies
+        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{star} | " + " | ".join(_fmt(ours[t]) for t in tasks) + " |"]
         comparable = cfg["setting"] == "short" and cfg["query_variant"] == "original" and not own
         if comparable:
             for m, row in REFERENCE_BRIGHT.items():
                 lines.append(f"| {m} | {_fmt(row['Avg'])} | " + " | ".join(_fmt(row.get(t)) for t in tasks) + " |")
-        note = (f"\n\nnDCG@10 ×100, BRIGHT ({cfg['setting']} setting, {cfg['query_variant']} queries). "
-                + ("" if results["complete"] else f"*Our Avg is over the {len(tasks)} task(s) run; the paper's Avg is over all 12. ")
-                + (f"Reference rows: {REFERENCE_SOURCE}." if comparable else "Local tasks: the paper has no rows for them." if own
-                   else "The paper's rows (short, original queries) are not comparable and not shown."))
+        note = ("\n\nnDCG@10 ×100, local tasks in BRIGHT layout: the paper has no rows for them." if own else
+                f"\n\nnDCG@10 ×100, BRIGHT ({cfg['setting']} setting, {cfg['query_variant']} queries). "
+                + (f"*Our Avg is over the {len(tasks)} task(s) run; the paper's Avg is over all 12. " if star else "")
+                + (f"Reference rows: {REFERENCE_SOURCE}." if comparable else "The paper's rows (short, original queries) are not comparable and not shown."))
     else:
         head = "| model | Avg | " + " | ".join(tasks) + " |\n|---|---|" + "---|" * len(tasks) + "\n"
-        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{'' if results['complete'] else '*'} | " + " | ".join(_fmt(ours[t]) for t in tasks) + " |"]
-        if any(t in R2MED_TASKS for t in tasks):
+        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{star} | " + " | ".join(_fmt(ours[t]) for t in tasks) + " |"]
+        if not own:
             lines += [f"| {m} | {row['Avg']:.2f} | " + " | ".join("–" for _ in tasks) + " |" for m, row in REFERENCE_R2MED.items()]
             note = f"\n\nnDCG@10 ×100, R2MED. Reference averages: {REFERENCE_SOURCE.replace('BRIGHT table', 'R2MED results')}."
         else: note = "\n\nnDCG@10 ×100, local tasks in R2MED layout: the paper has no rows for them."

@@ -156,12 +156,16 @@ def load_embedder(cfg: EvalConfig):
 # %% ../nbs/03c_evaluation.ipynb #b1f55d43
 def _fmt(v) -> str: return "–" if v is None else f"{v:.1f}"
 
+def _own_tasks(benchmark: str, tasks) -> bool:
+    "True when none of `tasks` is a task of `benchmark`: a local benchmark's own tasks, which the paper has no rows for."
+    return not any(t in (BRIGHT_TASKS if benchmark == "bright" else R2MED_TASKS) for t in tasks)
+
 def results_markdown(results: dict) -> str:
     "The results table (nDCG@10 ×100): our row, then the paper's reference rows where comparable."
     cfg, tasks = results["config"], list(results["tasks"])
     ours = {t: 100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks}
     avg = 100 * results["average"][HEADLINE] if results["average"] else None
-    own = not any(t in (BRIGHT_TASKS if cfg["benchmark"] == "bright" else R2MED_TASKS) for t in tasks)   # a local benchmark's own tasks
+    own = _own_tasks(cfg["benchmark"], tasks)
     star = "" if results["complete"] or own else "*"                # an average over part of the benchmark
     if cfg["benchmark"] == "bright":
         labels = [BRIGHT_TASK_LABELS.get(t, t) for t in tasks]
@@ -191,7 +195,7 @@ def plot_results(results: dict, path: str | Path, reference_rows: list[str] | No
     import matplotlib.pyplot as plt
     cfg, tasks = results["config"], list(results["tasks"])
     series = {f"ours: {results['model']}": [100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks]}
-    if cfg["benchmark"] == "bright" and cfg["setting"] == "short" and cfg["query_variant"] == "original" and any(t in BRIGHT_TASKS for t in tasks):
+    if cfg["benchmark"] == "bright" and cfg["setting"] == "short" and cfg["query_variant"] == "original" and not _own_tasks("bright", tasks):
         for m in reference_rows or []:
             if m in REFERENCE_BRIGHT: series[m] = [REFERENCE_BRIGHT[m].get(t, np.nan) for t in tasks]
     labels = [BRIGHT_TASK_LABELS.get(t, t) for t in tasks]

@@ -241,10 +241,12 @@ def usable_samples(samples: list[TrainSample], sizes: dict[str, tuple[int, int]]
     "`(kept samples, their locations, {reason: locations of the dropped})`; logs the drops, fails when nothing is left."
     where = where or [f"sample {i}" for i in range(len(samples))]
     kept, kept_where, dropped = [], [], defaultdict(list)
+    has_q = lambda s: bool((s.reasoning_query or "").strip())
+    need_q = mode == "ri" or any(map(has_q, samples))      # Basic drops what RI drops: both train on the same rows
     for s, w in zip(samples, where):
         if not s.pos: why = "no_positive"
         elif sizes[s.domain][0] > 1 and not s.neg: why = "no_negative"
-        elif mode == "ri" and not (s.reasoning_query or "").strip(): why = "no_reasoning_query"
+        elif need_q and not has_q(s): why = "no_reasoning_query"
         else: kept.append(s); kept_where.append(w); continue
         dropped[why].append(w)
     if dropped:

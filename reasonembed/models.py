@@ -26,8 +26,8 @@ log = get_logger("models")
 # %% auto #0
 __all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES',
            'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig', 'pool', 'st_pooling',
-           'transformer_folder', 'is_decoder_config', 'appends_eos', 'add_eos_postprocessor', 'format_query',
-           'cpu_flags', 'stale_gguf_marker', 'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
+           'transformer_folder', 'is_decoder_config', 'end_token', 'appends_eos', 'add_eos_postprocessor',
+           'format_query', 'cpu_flags', 'stale_gguf_marker', 'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -57,7 +57,9 @@ class EmbedderConfig:
                                                                    "that have it, else fp16; fp32 on CPU (the same numbers on every CPU)")
     weights_dtype: Literal["float32", "bfloat16", "float16"] | None = opt(None, help="dtype of the loaded weights; None: dtype on GPU, float32 on CPU")
     device: str = opt("auto", help="'auto', 'cpu', 'cuda', 'cuda:1'")
-    append_eos: bool | None = opt(None, help="append EOS to every text; None: True for 'last' pooling")
+    append_eos: bool | Literal["auto"] = opt("auto", help="'auto': the tokens the tokenizer gives, nothing added (as the authors' "
+                                              "FlagEmbedding code); true: every text ends on one end token (EOS added "
+                                              "where the tokenizer puts none, never a second); false: the same as 'auto'")
     padding_side: Literal["left", "right"] | None = opt(None, help="None: left for 'last' pooling, else right")
     gradient_checkpointing: bool = opt(False, help="recompute activations in backward (saves memory in training)")
     lora: LoraSettings | None = opt(None, help="LoRA settings; None trains/uses the full model")
@@ -132,14 +134,19 @@ def is_decoder_config(config) -> bool:
     return mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 # %% ../nbs/02_models.ipynb #f059bae3
+def end_token(tokenizer) -> tuple[str, int] | None:
+    "The special token `tokenizer` itself puts after a text (its post-processor's EOS), as (token, id); None if none."
+    enc = tokenizer("probe text", add_special_tokens=True, return_special_tokens_mask=True)
+    ids, special = enc["input_ids"], enc.get("special_tokens_mask") or []
+    if not ids or not special or not special[-1]: return None
+    return tokenizer.convert_ids_to_tokens(ids[-1]), ids[-1]
+
 def appends_eos(tokenizer) -> bool:
-    "Whether `tokenizer` ends every encoded text with its EOS token."
-    if tokenizer.eos_token_id is None: return False
-    ids = tokenizer("probe text", add_special_tokens=True)["input_ids"]
-    return len(ids) > 0 and ids[-1] == tokenizer.eos_token_id
+    "Whether `tokenizer` ends every encoded text on an end token of its own (its EOS, or e.g. `<|endoftext|>`)."
+    return end_token(tokenizer) is not None
 
 def add_eos_postprocessor(tokenizer) -> bool:
-    "Make a fast tokenizer append EOS (keeping its BOS/other specials). Returns True if it now appends EOS."
+    "Make a fast tokenizer append EOS (keeping its BOS/other specials) unless it ends on an end token already. True if it now does."
     if appends_eos(tokenizer): return True
     if tokenizer.eos_token is None: raise ConfigError(f"tokenizer {tokenizer.name_or_path!r} has no eos_token; cannot append EOS for last-token pooling")
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -267,7 +274,7 @@ class EmbedderBase:
         src = str(self.config.model)
         ident = src if ("/" in src and not Path(src).expanduser().exists() and src.count("/") == 1) else str(Path(self.source).resolve())
         if self.config.revision: ident += f"@{self.config.revision}"
-        return (f"{ident}|pool={self.pooling}|norm={int(self.config.normalize)}|eos={int(self.append_eos)}"
+        return (f"{ident}|pool={self.pooling}|norm={int(self.config.normalize)}|eos={self.append_eos}"
                 f"|q={self.config.query_max_len}|p={self.config.passage_max_len}|tpl={self.query_template!r}")
 
 # %% ../nbs/02_models.ipynb #a2fb517f
@@ -297,7 +304,7 @@ def _load_text_side(self: EmbedderBase):
     if pooling == "auto":
         pooling = "last" if self.is_decoder else (st_pooling(src) or st_pooling(self.base_path) or "mean")
     self.pooling = pooling
-    self.append_eos = cfg.append_eos if cfg.append_eos is not None else pooling == "last"
+    self.append_eos = cfg.append_eos if cfg.append_eos is True else "auto"
     self.padding_side = cfg.padding_side or ("left" if pooling == "last" else "right")
     tok_src = src if (src / "tokenizer_config.json").exists() or (src / "tokenizer.json").exists() else self.base_path
     self.tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=self.remote_code)
@@ -305,8 +312,21 @@ def _load_text_side(self: EmbedderBase):
     if self.tokenizer.pad_token is None:
         if self.tokenizer.eos_token is None: raise ConfigError(f"{tok_src}: tokenizer has neither pad_token nor eos_token")
         self.tokenizer.pad_token = self.tokenizer.eos_token
-    self._manual_eos = False
-    if self.append_eos and not add_eos_postprocessor(self.tokenizer): self._manual_eos = True
+    self._manual_eos, self.tokenizer_end = False, end_token(self.tokenizer)
+    if self.append_eos is True and not add_eos_postprocessor(self.tokenizer): self._manual_eos = True
+    if self.pooling == "last": log.info(f"{self.source}: {self.pooled_token()}")
+
+# %% ../nbs/02_models.ipynb #a65e6073
+@patch
+def pooled_token(self: EmbedderBase) -> str:
+    "The token that ends every text, in words: what last-token pooling reads (logged at load, printed by evaluations)."
+    ids = self.tokenizer("probe text")["input_ids"] + ([self.tokenizer.eos_token_id] if self._manual_eos else [])
+    tok, tid = self.tokenizer.convert_ids_to_tokens(ids[-1]), ids[-1]
+    if self.tokenizer_end is not None:
+        return f"every text ends on {tok!r} (id {tid}), the tokenizer's own end token (append_eos: {self.append_eos})"
+    if self.append_eos is True:
+        return f"every text ends on {tok!r} (id {tid}), the EOS appended because append_eos is true"
+    return f"every text ends on its own last token: the tokenizer adds no end token and append_eos is 'auto' (as the authors' code)"
 
 # %% ../nbs/02_models.ipynb #90bfe436
 @patch
@@ -375,14 +395,19 @@ def _check_texts(texts):
         bad = texts if isinstance(texts, str) else next(i for i, t in enumerate(texts) if not isinstance(t, str))
         raise TypeError(f"expected a list of strings; got {'a single string' if isinstance(texts, str) else f'{type(texts[bad]).__name__} at index {bad}'}")
 
+def _ids_of(tokenizer, texts: list[str], max_len: int, manual_eos: bool) -> list[list[int]]:
+    "Unpadded token ids: truncated, EOS appended by hand for slow tokenizers, an empty text given its EOS as its one token."
+    ids = tokenizer(list(texts), truncation=True, max_length=max_len - manual_eos)["input_ids"]
+    ids = [x + [tokenizer.eos_token_id] for x in ids] if manual_eos else ids
+    fill = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+    return [x or [fill] for x in ids]        # '' with append_eos auto has no token at all: something must be pooled
+
 def _tokenize_with(tokenizer, texts: list[str], max_len: int, manual_eos: bool, device) -> dict:
     _check_texts(texts)
-    if manual_eos:   # slow tokenizers only: append EOS by hand, keeping room for it
-        enc = tokenizer(list(texts), truncation=True, max_length=max_len - 1)
-        feats = [{"input_ids": ids + [tokenizer.eos_token_id], "attention_mask": m + [1]} for ids, m in zip(enc["input_ids"], enc["attention_mask"])]
-        enc = tokenizer.pad(feats, return_tensors="pt")
-    else:
-        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    enc = None if manual_eos else tokenizer(list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+    if enc is None or (enc["attention_mask"].sum(1) == 0).any():
+        enc = tokenizer.pad([{"input_ids": x, "attention_mask": [1] * len(x)} for x in _ids_of(tokenizer, texts, max_len, manual_eos)],
+                            return_tensors="pt")
     return {k: v.to(device) for k, v in enc.items()}
 
 @patch
@@ -395,10 +420,7 @@ def tokenize(self: EmbedderBase, texts: list[str], is_query: bool) -> dict:
 def token_ids(self: EmbedderBase, texts: list[str], is_query: bool) -> list[list[int]]:
     "The token ids `tokenize` gives each of `texts` (truncation, EOS), unpadded: what another engine is fed."
     _check_texts(texts)
-    max_len = self.config.query_max_len if is_query else self.config.passage_max_len
-    if self._manual_eos:
-        return [ids + [self.tokenizer.eos_token_id] for ids in self.tokenizer(list(texts), truncation=True, max_length=max_len - 1)["input_ids"]]
-    return self.tokenizer(list(texts), truncation=True, max_length=max_len)["input_ids"]
+    return _ids_of(self.tokenizer, texts, self.config.query_max_len if is_query else self.config.passage_max_len, self._manual_eos)
 
 @patch
 def _autocast(self: Embedder, device: torch.device):
@@ -598,7 +620,7 @@ def _save_tokenizer(self: Embedder, folder: Path):
     cfg = _read_json(cfg_file) or {}
     cfg["padding_side"] = self.padding_side
     cfg_file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
-    if self.append_eos and not self._manual_eos:
+    if self.append_eos is True and not self._manual_eos:
         from transformers import AutoTokenizer
         if not appends_eos(AutoTokenizer.from_pretrained(folder)):
             log.warning(f"{folder}: the saved tokenizer does not append EOS when reloaded; sentence-transformers embeddings will differ")

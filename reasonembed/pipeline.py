@@ -12,15 +12,15 @@ from typing import Annotated, Any
 
 import yaml
 
-from .config import ConfigError, did_you_mean, from_dict, load_yaml, _yaml_key_lines
+from .config import ConfigError, apply_overrides, deep_merge, did_you_mean, from_dict, load_yaml, _yaml_key_lines
 from .core import get_logger, make_run_dir
 
 log = get_logger("pipeline")
 
 # %% auto #0
 __all__ = ['log', 'INJECTED', 'MOVED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'config_blocks', 'Stage',
-           'RunConfig', 'parse_run_config', 'load_run_config', 'StageOutput', 'execute_stages', 'run_pipeline',
-           'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'run_cli']
+           'RunConfig', 'read_run_config', 'parse_run_config', 'load_run_config', 'StageOutput', 'execute_stages',
+           'run_pipeline', 'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'run_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59e3f1ac
 def notebooks_dir() -> Path:
@@ -118,6 +118,40 @@ def _check_blocks(stage: str, params: dict, nb: Path, where: str):
         try: from_dict(getattr(importlib.import_module(mod), cls), params[name], where=f"{where}: stage '{stage}', {name}")
         except (ConfigError, ValueError) as e: raise ConfigError(str(e)) from None
 
+# %% ../nbs/09_pipeline.ipynb #8664a4ae
+def _read_with_bases(path: Path, chain: tuple = ()) -> tuple[dict, list[str]]:
+    "The YAML at `path` with its `base:` chain deep-merged underneath; and the base files, nearest first."
+    if path.resolve() in chain: raise ConfigError(f"{path}: base files form a cycle ({' -> '.join(str(p) for p in chain)})")
+    d = load_yaml(path)
+    base = d.pop("base", None)
+    if base is None: return d, []
+    line = _yaml_key_lines(path.read_text()).get("base", "?")
+    if not isinstance(base, str): raise ConfigError(f"{path}:{line}: base: expected a file name, got {base!r}")
+    bp = path.parent / base
+    if not bp.exists(): raise ConfigError(f"{path}:{line}: base {base!r}: no such file ({bp})")
+    under, bases = _read_with_bases(bp, chain + (path.resolve(),))
+    return deep_merge(under, d), [str(bp)] + bases
+
+def _run_overrides(d: dict, sets: list[str]) -> dict:
+    "`stage.key=value` (or `name=` / `output_root=`) overrides of a run config dict."
+    paths = []
+    for s in sets:
+        key = s.split("=", 1)[0].strip()
+        if "=" not in s or ("." not in key and key not in ("name", "output_root")):
+            raise ConfigError(f"--set {s!r}: expected stage.key=value (e.g. train_ri.train.lr=5e-5), name=... or output_root=...")
+        stage = key.split(".", 1)[0]
+        if "." in key and stage not in (d.get("stages") or {}):
+            raise ConfigError(f"--set {s!r}: no stage '{stage}'{did_you_mean(stage, list(d.get('stages') or {}))}")
+        paths.append(s if "." not in key else f"stages.{stage}.params.{s.split('.', 1)[1]}")
+    return apply_overrides(d, paths)
+
+def read_run_config(path, sets: list[str] | None = None) -> dict:
+    "A run config as a dict: `base:` files merged underneath, stages set to null removed, `sets` applied (`_bases` lists the bases)."
+    d, bases = _read_with_bases(Path(path))
+    if isinstance(d.get("stages"), dict): d["stages"] = {k: v for k, v in d["stages"].items() if v is not None}
+    if sets: d = _run_overrides(d, sets)
+    return {**d, "_bases": bases} if bases else d
+
 # %% ../nbs/09_pipeline.ipynb #f27130ca
 def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None, nbs: Path | None = None) -> RunConfig:
     "Check a run config against the notebooks' parameters and config blocks; errors name the file, the stage and the key."
@@ -148,10 +182,12 @@ def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None,
         stages.append(Stage(sname, nb, params))
     return RunConfig(name=str(d.get("name", "run")), stages=stages, output_root=str(d.get("output_root", "outputs")), source=source)
 
-def load_run_config(path, nbs: Path | None = None) -> RunConfig:
-    "Load and check a run config YAML."
+def load_run_config(path, nbs: Path | None = None, sets: list[str] | None = None) -> RunConfig:
+    "Load a run config YAML (its `base:` merged in, `sets` applied) and check it."
     path = Path(path)
-    return parse_run_config(load_yaml(path), str(path), _yaml_key_lines(path.read_text()), nbs)
+    d = read_run_config(path, sets)
+    source = f"{path} (base: {' <- '.join(d['_bases'])})" if d.get("_bases") else str(path)
+    return parse_run_config({k: v for k, v in d.items() if k != "_bases"}, source, _yaml_key_lines(path.read_text()), nbs)
 
 # %% ../nbs/09_pipeline.ipynb #be014bb7
 _CURSOR = re.compile(r"\x1b\[[0-9;?]*[A-HJKSTfhlsu]")     # cursor moves and erasures (colours stay)
@@ -274,11 +310,13 @@ def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress:
 
 # %% ../nbs/09_pipeline.ipynb #09358a64
 def run_pipeline(config_path, output_root: str | None = None, name: str | None = None, nbs: Path | None = None,
-                 progress: bool = True, out=None) -> Path:
-    "Check the config, create `outputs/<name>-<timestamp>/` and execute every stage. Returns the run directory."
+                 progress: bool = True, out=None, sets: list[str] | None = None) -> Path:
+    "Check the config, create `outputs/<name>-<timestamp>/` (its `config.yaml`: the merged config as run) and execute every stage."
     config_path = Path(config_path)
-    rc = load_run_config(config_path, nbs)
-    run_dir = make_run_dir(name or rc.name, config_path, root=output_root or rc.output_root)
+    rc = load_run_config(config_path, nbs, sets)
+    merged = read_run_config(config_path, sets); merged.pop("_bases", None)
+    run_dir = make_run_dir(name or rc.name, config_path if merged == load_yaml(config_path) else merged,
+                           root=output_root or rc.output_root)
     (run_dir / "run.json").write_text(json.dumps({"config": str(config_path.resolve()), "nbs": str(rc.stages[0].notebook.parent.resolve())}))
     execute_stages(rc, run_dir, progress=progress, out=out)
     return run_dir
@@ -334,12 +372,18 @@ def run_cli(
     output_root: str = None,  # parent of the run folder (default: the config's output_root)
     name: str = None,  # run name (default: the config's name)
     check: bool = False,  # validate the config against the notebooks and stop
+    show: bool = False,  # print the config as it would run (base merged, --set applied), checked, and stop
+    set: Annotated[str, "override a stage parameter: STAGE.KEY=VALUE (a YAML value; dotted keys reach into config blocks)", {"nargs": "*"}] = None,
 ):
     "Run a config end to end with papermill, or resume a run."
-    if resume: run_dir = resume_run(resume)
+    if resume:
+        if set: raise ConfigError("--set does not apply to --resume: a run continues with the config it started with")
+        run_dir = resume_run(resume)
     elif not config: raise ConfigError("give a config file or --resume RUN_DIR")
-    elif check:
-        rc = load_run_config(config)
-        print(f"{config}: ok ({', '.join(s.name for s in rc.stages)})"); return
-    else: run_dir = run_pipeline(config, output_root, name)
+    elif check or show:
+        rc = load_run_config(config, sets=set)
+        if show:
+            d = read_run_config(config, set); d.pop("_bases", None); print(yaml.safe_dump(d, sort_keys=False).rstrip())
+        print(f"{config}: ok ({', '.join(s.name for s in rc.stages)})", file=sys.stderr if show else sys.stdout); return
+    else: run_dir = run_pipeline(config, output_root, name, sets=set)
     print(run_summary(run_dir))

@@ -31,10 +31,10 @@ log = get_logger("remixer")
 
 # %% auto #0
 __all__ = ['log', 'SCORE_LABELS', 'STAGE_FILES', 'DEMO_TOPICS', 'GenQuery', 'Mined', 'Annotated', 'Dropped', 'StageLog',
-           'source_filter', 'select_sources', 'generate_queries', 'contamination_guard', 'mine_candidates',
-           'annotate_candidates', 'split_labels', 'assemble_samples', 'LLMSpec', 'CustomDomain', 'RemixerConfig',
-           'check_config', 'read_id_file', 'read_query_texts', 'load_inputs', 'run_remixer', 'stats_table',
-           'plot_score_histogram', 'sample_rows', 'synth_cli', 'demo_config']
+           'source_filter', 'select_sources', 'generate_queries', 'contamination_guard', 'distinct_hits',
+           'mine_candidates', 'annotate_candidates', 'split_labels', 'assemble_samples', 'LLMSpec', 'CustomDomain',
+           'RemixerConfig', 'check_config', 'read_id_file', 'read_query_texts', 'load_inputs', 'run_remixer',
+           'stats_table', 'plot_score_histogram', 'sample_rows', 'synth_cli', 'demo_config']
 
 # %% ../nbs/05a_remixer.ipynb #6f0d7e2a
 @dataclass
@@ -264,10 +264,22 @@ def contamination_guard(queries_path, out_path, test_queries: list[str], n: int 
     rp.write_text(json.dumps(report, indent=2))
     return report
 
+# %% ../nbs/05a_remixer.ipynb #0700a64f
+def distinct_hits(scores, idx, md5s: list[str], skip_md5: str | None, k: int) -> tuple[list[tuple[int, float]], int]:
+    "The first `k` hits `(doc index, score)` of distinct texts, never the text `skip_md5`; and how many repeated texts were passed over."
+    hits, seen, repeats = [], {skip_md5}, 0
+    for s, i in zip(scores, idx):
+        if i < 0: continue
+        h = md5s[i]
+        if h in seen: repeats += h != skip_md5; continue
+        seen.add(h); hits.append((int(i), float(s)))
+        if len(hits) == k: break
+    return hits, repeats
+
 # %% ../nbs/05a_remixer.ipynb #a3e08d4b
 def mine_candidates(queries_path, corpus, out_path, domain: Domain, embedder, search_k: int = 1000, keep_k: int = 100,
                     batch_size: int = 32, emb_cache_dir=None, chunk_size: int = 1024) -> dict:
-    "Stage 2: top-`keep_k` candidates per query by the embedder, without the source document and the query itself."
+    "Stage 2: the top `keep_k` distinct texts per query by the embedder, then without the source document (and never the query itself)."
     from reasonembed.retrieval import encode_corpus_cached, search_embeddings
     if keep_k > search_k: raise ConfigError(f"keep_k ({keep_k}) must not exceed search_k ({search_k})")
     qs, docs = load_jsonl(queries_path, GenQuery), _docs(corpus)
@@ -288,7 +300,8 @@ def mine_candidates(queries_path, corpus, out_path, domain: Domain, embedder, se
             kept, dropped = [], []
             for q, sc, ix in zip(chunk, scores, idx):
                 qh, sh = text_md5(q.query), source_md5.get(q.source_id)
-                top = [(int(i), float(s)) for s, i in zip(sc, ix) if i >= 0 and md5s[i] != qh][:keep_k]
+                top, repeats = distinct_hits(sc, ix, md5s, qh, keep_k)
+                removed["repeated_texts"] += repeats
                 pairs = []
                 for i, s in top:
                     if docs[i].id == q.source_id: removed["source"] += 1
@@ -302,15 +315,27 @@ def mine_candidates(queries_path, corpus, out_path, domain: Domain, embedder, se
     bar.close()
     return st.finish(queries=len(qs), search_k=search_k, keep_k=keep_k, source_removed=dict(removed))
 
+# %% ../nbs/05a_remixer.ipynb #ce6fe28c
+def _drop_long_candidates(mined: list, texts: dict[str, str], max_chars: int | None) -> tuple[list, int]:
+    "`mined` without the candidates longer than `max_chars` (as the authors' 3-label.py skips them), and how many went."
+    if max_chars is None: return mined, 0
+    out, n = [], 0
+    for m in mined:
+        keep = [k for k, d in enumerate(m.doc_ids) if len(texts.get(d, "")) <= max_chars]
+        n += len(m.doc_ids) - len(keep)
+        out.append(dataclasses.replace(m, doc_ids=[m.doc_ids[k] for k in keep], scores=[m.scores[k] for k in keep]))
+    return out, n
+
 # %% ../nbs/05a_remixer.ipynb #9539ad61
 SCORE_LABELS = (-1, 1, 2, 3, 4, 5)
 
 def annotate_candidates(mined_path, corpus, out_path, domain: Domain, llm, params=None, analysis: bool = True,
-                        shots: int = 2, max_words: int = 512, doc_chars: int | None = 4000, chunk_size: int = 256,
-                        keep_raw: bool = False, strict: bool = True, zero_shot: bool = False) -> dict:
-    "Stage 3: an LLM label (1-5, −1 unparsable) for every mined candidate → `Annotated` records."
+                        shots: int = 2, max_words: int = 512, doc_chars: int | None = None, chunk_size: int = 256,
+                        keep_raw: bool = False, strict: bool = True, zero_shot: bool = False, max_doc_chars: int | None = None) -> dict:
+    "Stage 3: an LLM label (1-5, −1 unparsable) for every mined candidate (whole, or cut at `doc_chars`; over `max_doc_chars`: not sent, counted)."
     mined, texts = load_jsonl(mined_path, Mined), {d.id: d.text for d in _docs(corpus)}
     st = StageLog(out_path, Annotated)
+    mined, n_long = _drop_long_candidates(mined, texts, max_doc_chars)
     pending = [m for m in mined if m.id not in st.done]
     if pending: llm = _resolve(llm); st.watch(llm)
     groups, cur, n = [], [], 0            # chunks of whole queries, about chunk_size pairs each
@@ -336,7 +361,7 @@ def annotate_candidates(mined_path, corpus, out_path, domain: Domain, llm, param
             st.add(kept); bar.update(len(convs))
     bar.close()
     hist = Counter(l for a in st.kept for l in a.labels)
-    return st.finish(queries=len(mined), pairs=sum(hist.values()), unparsable=hist.get(-1, 0),
+    return st.finish(queries=len(mined), pairs=sum(hist.values()), unparsable=hist.get(-1, 0), too_long=n_long,
                      score_histogram={str(k): hist.get(k, 0) for k in SCORE_LABELS})
 
 # %% ../nbs/05a_remixer.ipynb #5b64587b
@@ -435,9 +460,10 @@ class RemixerConfig:
     annotator: LLMSpec | None = opt(None, help="LLM for relevance annotation (default: the generator)")
     reasoner: LLMSpec | None = opt(None, help="LLM writing the reasoning of q' (default: the generator)")
     llm_cache: str | None = opt(None, help="response cache shared by all stages (default: <out>/llm_cache.sqlite)")
-    clean_sampling: SamplingParams = opt(help="stage 0", default_factory=_sampling(temperature=0.0, max_tokens=8))
-    generation_sampling: SamplingParams = opt(help="stage 1 (paper: temperature 1.0, top_p 0.6)",
-                                        default_factory=_sampling(temperature=1.0, top_p=0.6, max_tokens=1024))
+    clean_sampling: SamplingParams = opt(help="stage 0 (the authors' llm.py defaults: temperature 1.0, top_p 0.6, 8192 tokens)",
+                                   default_factory=_sampling(temperature=1.0, top_p=0.6, max_tokens=8192))
+    generation_sampling: SamplingParams = opt(help="stage 1 (the authors' llm.py defaults: temperature 1.0, top_p 0.6, 8192 tokens)",
+                                        default_factory=_sampling(temperature=1.0, top_p=0.6, max_tokens=8192))
     annotation_sampling: SamplingParams = opt(help="stage 3 (paper: 0.7 / 0.95 / 40, thinking off, <= 2048 tokens)",
                                         default_factory=_sampling(temperature=0.7, top_p=0.95, top_k=40, max_tokens=2048))
     reasoning_sampling: SamplingParams = opt(help="stage 4, q'", default_factory=_sampling(temperature=0.7, top_p=0.95, max_tokens=512))
@@ -448,7 +474,10 @@ class RemixerConfig:
                                  "annotation_shots examples before the pair; 'zero_shot': one user turn (the released annotator's form)")
     annotation_shots: int = opt(2, help="worked examples before each annotation (0-2), with annotation_prompt 'worked_examples'")
     annotation_words: int = opt(512, help="word budget of the analysis")
-    annotation_doc_chars: int | None = opt(4000, help="candidate documents are cut to this many characters in the prompt")
+    annotation_doc_chars: int | None = opt(None, help="cut candidate documents to this many characters in the prompt (None: "
+                                                   "whole, as the authors' 3-label.py; for small local models)")
+    annotation_max_doc_chars: int | None = opt(49152, help="candidates longer than this are not annotated (counted as too_long), "
+                                                       "as 3-label.py skips documents over 0.3 x 4 x its 40,960-token context")
     keep_raw: bool = opt(False, help="keep the annotator's raw answers in annotated.jsonl")
     reasoning: bool = opt(True, help="write q' (reasoning_query)")
     reasoning_words: int = opt(256, help="word budget of the reasoning")
@@ -600,7 +629,7 @@ def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = No
                                          cfg.annotation_sampling, cfg.annotation_analysis,
                                          cfg.annotation_shots, cfg.annotation_words, cfg.annotation_doc_chars,
                                          cfg.chunk_size * 4, cfg.keep_raw, cfg.strict_parsing,
-                                         cfg.annotation_prompt == "zero_shot")
+                                         cfg.annotation_prompt == "zero_shot", cfg.annotation_max_doc_chars)
     S["train"] = assemble_samples(P("annotated"), docs, P("train"), dom, llm_for("reasoner"),
                                   cfg.reasoning_sampling if cfg.reasoning else None, cfg.reasoning,
                                   cfg.reasoning_words, cfg.min_pos_score, cfg.max_pos, cfg.max_neg, cfg.chunk_size)
@@ -671,6 +700,7 @@ DEMO_TOPICS = ["assert", "break", "continue", "for", "while", "if", "try", "with
 def demo_config(**overrides) -> RemixerConfig:
     "The offline demo run: pydoc corpus, SmolLM2-135M (transformers), MiniLM; small token budgets for a CPU."
     base = dict(domain="stackoverflow", corpus="pydoc", pydoc_topics=list(DEMO_TOPICS), n_sources=3,
+                clean_sampling=SamplingParams(seed=0, temperature=0.0, max_tokens=8),
                 generation_sampling=SamplingParams(seed=0, temperature=1.0, top_p=0.6, max_tokens=64),
                 annotation_analysis=False, annotation_doc_chars=600, strict_parsing=False,
                 annotation_sampling=SamplingParams(seed=0, temperature=0.7, top_p=0.95, top_k=40, max_tokens=12),

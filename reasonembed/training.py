@@ -10,7 +10,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -29,10 +29,10 @@ log = get_logger("training")
 
 # %% auto #0
 __all__ = ['log', 'LR_BY_BACKBONE', 'TrainConfig', 'resolve_for_backbone', 'training_embedder', 'warmup_steps_for',
-           'linear_schedule', 'make_optimizer', 'init_distributed', 'allreduce_gradients', 'broadcast_parameters',
-           'rng_state', 'set_rng_state', 'trainable_state', 'load_trainable_state', 'data_fingerprint', 'checkpoints',
-           'save_checkpoint', 'load_checkpoint', 'tokenize_batch', 'batch_loss_fn', 'Updater', 'DeepSpeedUpdater',
-           'forward_backward', 'read_log', 'plot_training_log', 'train', 'train_cli']
+           'warmup_decay_log', 'lr_schedule', 'make_optimizer', 'init_distributed', 'allreduce_gradients',
+           'broadcast_parameters', 'rng_state', 'set_rng_state', 'trainable_state', 'load_trainable_state',
+           'data_fingerprint', 'checkpoints', 'save_checkpoint', 'load_checkpoint', 'tokenize_batch', 'batch_loss_fn',
+           'Updater', 'DeepSpeedUpdater', 'forward_backward', 'read_log', 'plot_training_log', 'train', 'train_cli']
 
 # %% ../nbs/08_training.ipynb #0771bce2
 LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
@@ -53,7 +53,9 @@ class TrainConfig:
     batching: BatchConfig = opt(help="batch_size, group_size, domain_sizes, drop_last", default_factory=BatchConfig)
     # optimiser and schedule
     lr: float | None = opt(None, help="peak learning rate (AdamW); None: by backbone kind (LR_BY_BACKBONE: decoder 1e-4, encoder 2e-5)")
-    warmup_ratio: float = opt(0.1, help="fraction of the steps with linear warm-up (then linear decay to 0)")
+    warmup_ratio: float = opt(0.1, help="fraction of the steps spent warming up (then linear decay to 0)")
+    warmup: Literal["linear", "log"] = opt("linear", help="warm-up shape: 'linear' (transformers' schedule, the HF Trainer's "
+                                           "default), 'log' (DeepSpeed's WarmupDecayLR, FlagEmbedding's ds_stage1.json)")
     warmup_steps: int | None = opt(None, help="warm-up steps; overrides warmup_ratio")
     weight_decay: float = opt(0.0, help="AdamW weight decay (not on biases and norms)")
     adam_betas: list[float] = opt([0.9, 0.999], help="AdamW betas")
@@ -114,10 +116,20 @@ def training_embedder(cfg: TrainConfig, device: str | None = None) -> EmbedderCo
 def warmup_steps_for(cfg: TrainConfig, total_steps: int) -> int:
     return cfg.warmup_steps if cfg.warmup_steps is not None else int(math.ceil(cfg.warmup_ratio * total_steps))
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    "Linear warm-up from 0 over `warmup` steps, then linear decay to 0 at step `total`: transformers' schedule, as the authors' Trainer uses."
-    from transformers import get_linear_schedule_with_warmup
-    return get_linear_schedule_with_warmup(optimizer, warmup, total)
+def warmup_decay_log(step: int, warmup: int, total: int) -> float:
+    "DeepSpeed `WarmupDecayLR`'s factor at optimiser step `step` (0-based): min at the start, ln warm-up, linear decay."
+    if step == 0: return 0.0                      # the engine starts at warmup_min_lr and steps after each update
+    i, w = step - 1, max(2, warmup)
+    if i < w: return math.log(i + 1) / math.log(w)
+    return max(0.0, (total - i) / max(1.0, total - w))
+
+def lr_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int, shape: str = "linear") -> torch.optim.lr_scheduler.LambdaLR:
+    "Warm-up over `warmup` steps (`shape` 'linear': transformers' schedule; 'log': DeepSpeed's WarmupDecayLR), then linear decay to 0 at `total`."
+    if shape == "linear":
+        from transformers import get_linear_schedule_with_warmup
+        return get_linear_schedule_with_warmup(optimizer, warmup, total)
+    if shape == "log": return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_decay_log(s, warmup, total))
+    raise ConfigError(f"warmup {shape!r}: expected 'linear' or 'log'")
 
 def make_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], cfg: TrainConfig) -> torch.optim.AdamW:
     "AdamW with weight decay on matrices only."
@@ -450,7 +462,7 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     if not params: raise ConfigError(f"model {cfg.embedder.model}: no trainable parameters")
     if world > 1: broadcast_parameters(params)
     optimizer = make_optimizer(named, cfg)
-    scheduler = linear_schedule(optimizer, warmup_steps_for(cfg, total), total)
+    scheduler = lr_schedule(optimizer, warmup_steps_for(cfg, total), total, cfg.warmup)
     engine = _make_deepspeed(cfg, emb, params, optimizer, scheduler, device) if cfg.deepspeed else None
     updater = DeepSpeedUpdater(engine) if engine is not None else Updater(params, optimizer, scheduler, world, cfg.max_grad_norm)
     seed_everything(cfg.seed + 1000 * rank + 1)                # dropout streams differ between ranks

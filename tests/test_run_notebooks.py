@@ -63,6 +63,7 @@ def test_paper_profiles_follow_the_recipe(backbone, start, route):
         assert (t.lr, t.loss.temperature, t.loss.ri_start_step, t.loss.kappa, t.embedder.dtype) == (1e-4, 0.02, 100, 5.0, "bfloat16")
         assert (t.embedder.query_max_len, t.embedder.passage_max_len, t.embedder.gradient_checkpointing) == (512, 512, True)
         assert t.deepspeed == "configs/zero1.json" and t.batching.batch_size is None    # per-domain sizes from the registry
+        assert (t.warmup, t.warmup_ratio, t.epochs) == ("log", 0.1, 1)                # DeepSpeed WarmupDecayLR (ds_stage1.json)
     if route:
         assert st["train_ri"]["data"] == "hanhainebula/reason-embed-data" and "synthesize" not in st
     else:
@@ -70,9 +71,30 @@ def test_paper_profiles_follow_the_recipe(backbone, start, route):
         assert len(st["synthesize"]["domains"].split(",")) == 12 and r["annotator"]["model"] == "hanhainebula/reason-embed-annotator-qwen3-8b-0928"
         assert (r["miner"]["query_max_len"], r["miner"]["trust_remote_code"]) == (8192, True)
         assert (r["miner"]["backend"], r["miner"]["vllm_options"]) == ("vllm", {"hf_overrides": {"is_causal": False}})
+        assert r["miner"]["dtype"] == "float16" and "annotation_doc_chars" not in r         # fp16 mining; whole documents
     ev = st["evaluate"]
     assert ev["bright_dir"] == "hub" and ev["r2med_dir"] == "hub" and ev["evaluation"]["embedder_overrides"]["backend"] == "vllm"
+    assert ev["evaluation"]["embedder_overrides"]["dtype"] == "float16" and ev["models"].split(",")[0] == start
     assert [max_lengths(from_dict(EvalConfig, {**ev["evaluation"], "benchmark": b})) for b in ("bright", "r2med")] == [(8192, 8192), (512, 512)]
+
+
+def test_paper_profiles_inherit_the_recipe(capsys):
+    "Each model profile holds only what differs: its start model (said once), the evaluated models, the title."
+    from reasonembed.cli import main
+    from reasonembed.pipeline import read_run_config
+    for backbone, start in PAPER:
+        text = "\n".join(l for l in (ROOT / "configs" / f"reasonembed-{backbone}.yaml").read_text().splitlines() if not l.startswith("#"))
+        assert "base: paper-recipe.yaml" in text and text.count("temperature") == 0 and text.count(start) == 2
+        d = read_run_config(ROOT / "configs" / f"reasonembed-{backbone}-released-data.yaml")
+        assert d["_bases"][0].endswith(f"reasonembed-{backbone}.yaml") and d["_bases"][1].endswith("paper-recipe.yaml")
+    recipe = (ROOT / "configs" / "paper-recipe.yaml").read_text()
+    for constant in ("temperature: 0.02", "kappa: 5.0", "ri_start_step: 100", "lr: 1.0e-4", "warmup_ratio: 0.1"):
+        assert recipe.count(constant) == 1, constant                                   # the method's constants: once
+    assert main(["run", str(ROOT / "configs" / "reasonembed-qwen3-8b.yaml"), "--show", "--set", "train_ri.train.lr=5.0e-5"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["stages"]["train_ri"]["params"]["train"]["lr"] == 5e-5 and shown["stages"]["train_basic"]["params"]["train"]["lr"] == 1e-4
+    assert shown["stages"]["train_ri"]["params"]["train"]["loss"]["mode"] == "ri" and "base" not in shown
+    assert main(["run", str(ROOT / "configs" / "reasonembed-qwen3-8b.yaml"), "--check", "--set", "train_ri.train.lrr=1"]) == 2
 
 
 TINY_TRAIN = {"embedder": {"query_max_len": 64, "passage_max_len": 96}, "batching": {"batch_size": 2, "group_size": 2},

@@ -17,6 +17,7 @@ COMMANDS = {
     "train":     ("reasonembed.training",   "train_cli",     "Redapter: train an embedder with (RI-)InfoNCE"),
     "intensity": ("reasonembed.intensity",  "intensity_cli", "score the reasoning intensity of a training set with a model"),
     "eval":      ("reasonembed.evaluation", "eval_cli",      "evaluate a model or BM25 on BRIGHT / R2MED / a local benchmark"),
+    "encode":    ("reasonembed.evaluation", "encode_cli",    "encode an evaluation's corpora into its embedding cache (--shard I/N: job I of N machines)"),
     "info":      ("reasonembed.cli",        "info_cli",      "print versions, devices and the resolved offline models"),
 }
 

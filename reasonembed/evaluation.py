@@ -12,19 +12,19 @@ from typing import Annotated, Any, Iterable, Literal
 
 import numpy as np
 
-from .config import ConfigError, from_dict, from_yaml, load_config, opt, to_dict
+from .config import ConfigError, config_help, from_dict, from_yaml, load_config, opt, to_dict
 from .core import cache_dir, get_logger, make_run_dir, md_table
 from .data import DataError
 from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, list_r2med_local_tasks, load_bright_task, load_r2med_task, variant_config
 from .bm25 import bm25_retrieve
-from .retrieval import CORPUS_DTYPE, dense_retrieve, safe_name, weights_fingerprint
+from .retrieval import CACHE_SHARD_SIZE, CORPUS_DTYPE, dense_retrieve, encode_corpus_shard, safe_name, weights_fingerprint
 
 log = get_logger("evaluation")
 
 # %% auto #0
 __all__ = ['log', 'K_VALUES', 'HEADLINE', 'trec_measures', 'evaluate_run', 'write_trec_run', 'read_trec_run', 'EvalConfig',
-           'local_benchmark', 'load_task', 'max_lengths', 'load_embedder', 'results_markdown', 'plot_results',
-           'paper_comparison', 'evaluate', 'eval_cli']
+           'local_benchmark', 'load_task', 'max_lengths', 'corpus_cache_dir', 'load_embedder', 'results_markdown',
+           'plot_results', 'paper_comparison', 'evaluate', 'eval_cli', 'parse_shard', 'encode_cli']
 
 # %% ../nbs/03c_evaluation.ipynb #1aef3cad
 K_VALUES = (1, 5, 10, 25, 50, 100)
@@ -96,6 +96,8 @@ class EvalConfig:
     cache_dir: str | None = opt(None, help="corpus-embedding cache; None: <reasonembed cache>/embeddings")
     corpus_dtype: Literal["float16", "float32"] = opt(CORPUS_DTYPE, help="storage of the cached corpus embeddings: float16 halves "
                                                       "disk and memory (nDCG@10 change measured in 03c_evaluation and bench/)")
+    cache_shard_size: int = opt(CACHE_SHARD_SIZE, help="rows per corpus-cache file: the resume unit, and the unit `reasonembed encode --shard I/N` hands out to its N jobs")
+    cache_only: bool = opt(False, help="corpus embeddings only from the cache (all `reasonembed encode --shard I/N` jobs done): nothing is encoded, a missing cache file is an error naming its job")
     output_dir: str | None = opt(None, help="where results go; None: outputs/eval-<model>-<timestamp>")
     strict_gold: bool = opt(False, help="fail when a gold id is not in the corpus; default: warn and count it, scored as not retrieved (as BRIGHT's run.py)")
     reference_rows: list[str] = opt(["BM25 (BM25Q)", "ReasonEmbed Qwen3-8B"], help="paper rows drawn beside ours in the chart")
@@ -146,6 +148,10 @@ def load_task(cfg: EvalConfig, task: str):
 def max_lengths(cfg: EvalConfig) -> tuple[int, int]:
     "`(query, passage)` token limits of an evaluation: the config's, else the benchmark's (`MAX_LEN`)."
     return cfg.query_max_len or MAX_LEN[cfg.benchmark], cfg.passage_max_len or MAX_LEN[cfg.benchmark]
+
+def corpus_cache_dir(cfg: EvalConfig) -> Path:
+    "Where an evaluation caches its corpus embeddings: `cfg.cache_dir`, else `<reasonembed cache>/embeddings`."
+    return Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "embeddings"
 
 def load_embedder(cfg: EvalConfig):
     "The encoder of `cfg.model` with the evaluation lengths: an `Embedder`, or a `VLLMEncoder` with `embedder_overrides.backend: vllm`."
@@ -245,7 +251,7 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     is_bm25 = cfg.model.lower() == "bm25" and embedder is None
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "embeddings"
+    cache = corpus_cache_dir(cfg)
     if not is_bm25 and embedder is None: embedder = load_embedder(cfg)
     if not is_bm25 and hasattr(embedder, "set_max_len"): embedder.set_max_len(*max_lengths(cfg))   # per benchmark
     key = _run_key(cfg, embedder)
@@ -265,7 +271,8 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
             run = bm25_retrieve(docs, queries, top_k=cfg.top_k, k1=cfg.bm25_k1, b=cfg.bm25_b, show_progress=cfg.show_progress)
         else:
             run = dense_retrieve(embedder, docs, queries, top_k=cfg.top_k, cache_dir=cache, batch_size=cfg.batch_size,
-                                 show_progress=cfg.show_progress, use_gpu=cfg.faiss_gpu, corpus_dtype=cfg.corpus_dtype)
+                                 show_progress=cfg.show_progress, use_gpu=cfg.faiss_gpu, corpus_dtype=cfg.corpus_dtype,
+                                 shard_size=cfg.cache_shard_size, require_complete=cfg.cache_only)
         write_trec_run(run, out / "runs" / f"{task}.trec", tag=tag)
         ev = evaluate_run(run, qrels)
         (out / "per_query").mkdir(exist_ok=True)
@@ -324,3 +331,33 @@ def eval_cli(
     results = evaluate(cfg)
     print(Path(results["output_dir"], "results.md").read_text())
     print(f"results in {results['output_dir']}")
+
+# %% ../nbs/03c_evaluation.ipynb #7c1e5a02
+def parse_shard(spec: str) -> tuple[int, int]:
+    "`'I/N'` → `(I, N)` with 0 <= I < N."
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(spec))
+    if not m or not int(m[1]) < int(m[2]):
+        raise ConfigError(f"--shard {spec!r}: expected I/N with 0 <= I < N, e.g. 0/2 (a SLURM array --array=0-<N-1>: "
+                          f"--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    return int(m[1]), int(m[2])
+
+def encode_cli(
+    config: str = None,  # YAML file of EvalConfig keys, the file `reasonembed eval --config` takes (see --help-config)
+    set: Annotated[str, "override an EvalConfig key: KEY=VALUE (a YAML value)", {"nargs": "*"}] = None,
+    shard: str = "0/1",  # this job's share I/N (0 <= I < N): run I = 0..N-1 on N machines that share cache_dir
+    help_config: bool = False,  # list every EvalConfig key with its default and help, and stop
+):
+    "Encode the corpora an evaluation config selects into its embedding cache (job I of N), so that `reasonembed eval` encodes nothing."
+    if help_config: print(config_help(EvalConfig)); return
+    i, n = parse_shard(shard)
+    cfg = load_config(EvalConfig, config, set)
+    if cfg.model.lower() == "bm25": raise ConfigError("model: bm25 has no corpus embeddings to encode; name an embedder")
+    tasks, cache, embedder = _task_list(cfg), corpus_cache_dir(cfg), load_embedder(cfg)
+    if hasattr(embedder, "set_max_len"): embedder.set_max_len(*max_lengths(cfg))      # as evaluate does: the same cache key
+    for task in tasks:
+        docs = load_task(cfg, task)[0]
+        r = encode_corpus_shard(embedder, docs, cache, i, n, batch_size=cfg.batch_size, show_progress=cfg.show_progress,
+                                shard_size=cfg.cache_shard_size, dtype=cfg.corpus_dtype)
+        print(f"{task}: shard {i}/{n}: {len(r['files'])} cache file(s), {r['rows']} of {len(docs)} documents, {r['encoded']} "
+              f"encoded now; corpus {'complete' if r['complete'] else 'incomplete'} in {r['folder']}")
+    print(f"shard {i}/{n} done. Once all {n} are: reasonembed eval --config {config or '...'} --set cache_only=true")

@@ -14,12 +14,14 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
-from .core import get_device
+from .core import get_device, get_logger
 from .config import opt
 from .hub import resolve_model
 
+log = get_logger("llm")
+
 # %% auto #0
-__all__ = ['BACKENDS', 'LLMError', 'SamplingParams', 'request_seed', 'cache_key', 'ResponseCache', 'Request', 'Completion',
+__all__ = ['log', 'BACKENDS', 'LLMError', 'SamplingParams', 'request_seed', 'cache_key', 'ResponseCache', 'Request', 'Completion',
            'check_conversations', 'LLM', 'FunctionLLM', 'TransformersLLM', 'VLLMLLM', 'OpenAILLM', 'make_llm',
            'free_port', 'vllm_server']
 
@@ -424,7 +426,7 @@ class OpenAILLM(LLM):
     def __init__(self, model: str, cache=None, base_urls: list[str] | str = ("http://127.0.0.1:8000/v1",),
                  api_key: str | None = None, max_concurrency: int = 16, timeout: float = 600.0, max_retries: int = 6,
                  backoff: float = 1.0, max_backoff: float = 60.0, server_extensions: bool = True,
-                 extra_body: dict | None = None, **kw):
+                 extra_body: dict | None = None, connect_timeout: float = 10.0, cooldown: float = 5.0, **kw):
         super().__init__(model, cache, **kw)
         import httpx
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
@@ -432,14 +434,16 @@ class OpenAILLM(LLM):
         self.base_urls = [_norm_base_url(u) for u in urls]
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.max_concurrency, self.timeout, self.max_retries = max_concurrency, timeout, max_retries
-        self.backoff, self.max_backoff = backoff, max_backoff
+        self.backoff, self.max_backoff, self.cooldown = backoff, max_backoff, cooldown
         self.server_extensions, self.extra_body = server_extensions, dict(extra_body or {})
         self.usage["retries"] = 0
         self.sent = {u: 0 for u in self.base_urls}                 # requests sent per server (incl. retries)
         self._inflight, self._rr, self._lock = {u: 0 for u in self.base_urls}, 0, threading.Lock()
+        self._down = {u: (0.0, 0) for u in self.base_urls}          # out of the routing until (monotonic s), failures in a row
         self._stop = threading.Event()
         n = max_concurrency * len(self.base_urls)
-        self._http = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
+                                  limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
                                   headers={"Authorization": f"Bearer {self.api_key}"})
 
 # %% ../nbs/04_llm.ipynb #492ffb93
@@ -463,12 +467,28 @@ def _body(self: OpenAILLM, req: Request, params: SamplingParams) -> dict:
 
 @patch
 def _pick(self: OpenAILLM, avoid: str | None = None) -> str:
+    "The server for the next attempt: the least loaded of those up (not `avoid`, where another is up)."
     with self._lock:
-        cands = [u for u in self.base_urls if u != avoid] or self.base_urls
+        now = time.monotonic()
+        up = [u for u in self.base_urls if self._down[u][0] <= now]
+        cands = [u for u in up if u != avoid] or up or [u for u in self.base_urls if u != avoid] or self.base_urls
         self._rr += 1
         u = min(cands, key=lambda c: (self._inflight[c], (self.base_urls.index(c) - self._rr) % len(self.base_urls)))
         self._inflight[u] += 1; self.sent[u] += 1
         return u
+
+@patch
+def _release(self: OpenAILLM, url: str, failed: bool, why: str = "") -> None:
+    "An attempt on `url` is over: one fewer in flight; a failure takes it out of the routing, an answer brings it back."
+    with self._lock:
+        self._inflight[url] -= 1
+        until, fails = self._down[url]
+        if not failed: self._down[url] = (0.0, 0); return
+        now = time.monotonic()
+        if until > now: return                                   # already out (its other requests failing too)
+        pause = min(self.cooldown * 2 ** fails, self.max_backoff)
+        self._down[url] = (now + pause, fails + 1)
+    if len(self.base_urls) > 1: log.warning(f"{url}: {why}; leaving it out of the routing for {pause:.3g} s")
 
 @patch
 def _not_found(self: OpenAILLM, url: str, msg: str) -> LLMError:
@@ -484,11 +504,11 @@ def _post(self: OpenAILLM, req: Request, params: SamplingParams) -> Completion:
     for attempt in range(self.max_retries + 1):
         if self._stop.is_set(): raise LLMError("cancelled")
         url = self._pick(avoid=url if attempt else None)
-        wait = None
+        wait, resp, err = None, None, "no answer"
         try: resp = self._http.post(f"{url}/chat/completions", json=body)
-        except httpx.TransportError as e: last = f"{url}: {type(e).__name__}: {e}"; resp = None
+        except httpx.TransportError as e: err = type(e).__name__; last = f"{url}: {err}: {e}"
         finally:
-            with self._lock: self._inflight[url] -= 1
+            self._release(url, failed=resp is None or resp.status_code >= 500, why=err if resp is None else f"HTTP {resp.status_code}")
         if resp is not None:
             if resp.status_code == 200:
                 try:

@@ -5,7 +5,7 @@ disk (resumable, in shards), and `dense_retrieve`: an embedder over a benchmark 
 
 # %% ../nbs/03a_retrieval.ipynb #1a08ce3a
 from __future__ import annotations
-import hashlib, json, math, re, time
+import hashlib, json, math, os, re, socket, time
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +18,9 @@ from .benchmarks import NA_ID, Run
 log = get_logger("retrieval")
 
 # %% auto #0
-__all__ = ['log', 'CORPUS_DTYPE', 'topk_indices', 'doc_index', 'excluded_positions', 'search_embeddings', 'corpus_fingerprint',
-           'safe_name', 'weights_fingerprint', 'embedding_cache_path', 'encode_corpus_cached', 'dense_retrieve']
+__all__ = ['log', 'CORPUS_DTYPE', 'CACHE_SHARD_SIZE', 'topk_indices', 'doc_index', 'excluded_positions', 'search_embeddings',
+           'corpus_fingerprint', 'safe_name', 'weights_fingerprint', 'embedding_cache_path', 'encode_corpus_cached',
+           'dense_retrieve', 'shard_files', 'encode_corpus_shard', 'incomplete_cache_error']
 
 # %% ../nbs/03a_retrieval.ipynb #49e0047c
 def topk_indices(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -113,56 +114,99 @@ def embedding_cache_path(embedder, docs: list[Doc], cache_dir: str | Path) -> Pa
     return Path(cache_dir) / f"{safe_name(readable)}-{ident}-{corpus_fingerprint(docs)[:16]}"
 
 CORPUS_DTYPE = "float16"   # storage of cached corpus embeddings: half of float32 (nDCG@10 change: 03c_evaluation)
+CACHE_SHARD_SIZE = 16384  # rows per cache file: the resume unit, and the unit `encode_corpus_shard` hands out to its jobs
+
+# %% ../nbs/03a_retrieval.ipynb #5e0c7a11
+def _cache_files(n_docs: int, shard_size: int) -> list[tuple[int, int]]:
+    "Row ranges `[lo, hi)` of the cache files (`shard-NNNNN.npy`) of a corpus of `n_docs` documents (one at least)."
+    if not isinstance(shard_size, int) or shard_size < 1: raise ValueError(f"shard_size {shard_size!r}: expected an int >= 1")
+    return [(lo, min(n_docs, lo + shard_size)) for lo in range(0, max(n_docs, 1), shard_size)]
+
+def _cache_file(folder: Path, s: int) -> Path: return folder / f"shard-{s:05d}.npy"
+
+def _file_ready(f: Path, rows: int, dtype: str) -> bool:
+    "Whether cache file `f` is finished: `rows` rows, usable as `dtype` (float16 cannot serve float32). Reads the header only."
+    try: arr = np.load(f, mmap_mode="r" if rows else None)
+    except (OSError, ValueError): return False
+    return arr.ndim == 2 and arr.shape[0] == rows and not (arr.dtype == np.float16 and dtype == "float32")
+
+def _save_npy(arr: np.ndarray, f: Path, unique: bool = False) -> None:
+    "Write `f` atomically: a temporary file (of this process when `unique`), then a rename."
+    tmp = f.with_name(f.stem + (f".{os.getpid()}" if unique else "") + ".tmp.npy"); np.save(tmp, arr); tmp.replace(f)
+
+def _save_json(obj: dict, f: Path) -> None:
+    tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp"); tmp.write_text(json.dumps(obj, indent=2)); tmp.replace(f)
+
+def _cached_embeddings(folder: Path, n_docs: int, dtype: str, mmap_mode: str | None = None) -> np.ndarray | None:
+    "The finished `embeddings.npy` of `folder` when it serves `n_docs` documents as `dtype`, else None."
+    final, meta_file = folder / "embeddings.npy", folder / "meta.json"
+    if not (final.exists() and meta_file.exists()): return None
+    try: meta, emb = json.loads(meta_file.read_text()), np.load(final, mmap_mode=mmap_mode)
+    except (OSError, ValueError): return None
+    if emb.shape[0] != n_docs or meta.get("n_docs") != n_docs:
+        log.warning(f"{folder}: cached embeddings have {emb.shape[0]} rows for {n_docs} documents; re-encoding"); return None
+    if emb.dtype == np.float16 and dtype == "float32":
+        log.warning(f"{folder}: cached embeddings are float16, float32 was asked for; re-encoding"); return None
+    return emb
 
 # %% ../nbs/03a_retrieval.ipynb #28925012
 def encode_corpus_cached(embedder, docs: list[Doc], cache_dir: str | Path | None, batch_size: int = 32,
-                         show_progress: bool = True, shard_size: int = 16384, dtype: str = CORPUS_DTYPE) -> np.ndarray:
-    "Corpus embeddings (`dtype`), loaded from `cache_dir` when present, else encoded (resumably, in shards) and saved."
+                         show_progress: bool = True, shard_size: int = CACHE_SHARD_SIZE, dtype: str = CORPUS_DTYPE,
+                         require_complete: bool = False) -> np.ndarray:
+    """Corpus embeddings (`dtype`), loaded from `cache_dir` when present, else encoded (resumably, in cache files of
+    `shard_size` rows) and saved. `require_complete`: encode nothing; a missing cache file is an error naming its job."""
     if dtype not in ("float16", "float32"): raise ValueError(f"dtype {dtype!r}: expected 'float16' or 'float32'")
     texts = [d.text for d in docs]
     encode = lambda t: np.asarray(embedder.encode_corpus(t, batch_size=batch_size, show_progress=show_progress), dtype=dtype)
-    if cache_dir is None: return encode(texts)
-    folder = embedding_cache_path(embedder, docs, cache_dir)
-    final, meta_file = folder / "embeddings.npy", folder / "meta.json"
-    if final.exists() and meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        emb = np.load(final)
-        if emb.shape[0] != len(docs) or meta.get("n_docs") != len(docs):
-            log.warning(f"{folder}: cached embeddings have {emb.shape[0]} rows for {len(docs)} documents; re-encoding")
-        elif emb.dtype == np.float16 and dtype == "float32":
-            log.warning(f"{folder}: cached embeddings are float16, float32 was asked for; re-encoding")
-        else:
+    if cache_dir is None:
+        if require_complete: raise ValueError("require_complete: there is no cache to read (cache_dir is None)")
+        return encode(texts)
+    folder, files = embedding_cache_path(embedder, docs, cache_dir), _cache_files(len(docs), shard_size)
+    for attempt in range(2):          # a concurrent reader may join and remove the cache files meanwhile: then read its result
+        emb = _cached_embeddings(folder, len(docs), dtype)
+        if emb is not None:
             log.info(f"corpus embeddings from cache {folder} ({emb.shape[0]} x {emb.shape[1]}, {emb.dtype})")
             return emb.astype(dtype, copy=False)
+        missing = [s for s, (lo, hi) in enumerate(files) if not _file_ready(_cache_file(folder, s), hi - lo, dtype)]
+        if require_complete and missing:
+            if attempt == 0 and (folder / "embeddings.npy").exists(): continue     # joined meanwhile by another reader?
+            raise incomplete_cache_error(folder, docs, missing, shard_size)
+        try: return _join_cache_files(folder, files, missing, texts, encode, dtype, embedder, docs)
+        except FileNotFoundError:
+            if attempt: raise
+
+# %% ../nbs/03a_retrieval.ipynb #5e0c7a13
+def _join_cache_files(folder: Path, files, missing: list[int], texts, encode, dtype: str, embedder, docs) -> np.ndarray:
+    "Encode the `missing` cache files, join all into `embeddings.npy` + `meta.json`, remove the files and the job records."
     folder.mkdir(parents=True, exist_ok=True)
-    shards = []
-    n_shards = max(1, math.ceil(len(docs) / shard_size))
-    for s in range(n_shards):
-        f = folder / f"shard-{s:05d}.npy"
-        lo, hi = s * shard_size, min(len(docs), (s + 1) * shard_size)
-        if f.exists():
-            arr = np.load(f)
-            if arr.shape[0] == hi - lo and not (arr.dtype == np.float16 and dtype == "float32"):
-                shards.append(arr.astype(dtype, copy=False)); continue
-        if n_shards > 1: log.info(f"encoding shard {s + 1}/{n_shards} ({hi - lo} documents)")
-        arr = encode(texts[lo:hi])
-        tmp = f.with_name(f.stem + ".tmp.npy"); np.save(tmp, arr); tmp.replace(f)
-        shards.append(arr)
-    emb = np.concatenate(shards) if len(shards) > 1 else shards[0]
-    tmp = folder / "embeddings.tmp.npy"; np.save(tmp, emb); tmp.replace(final)
-    meta_file.write_text(json.dumps({"embedder": str(embedder.name), "n_docs": len(docs), "dim": int(emb.shape[1]) if emb.ndim == 2 else None,
-                                     "dtype": str(emb.dtype),
-                                     "corpus_md5": corpus_fingerprint(docs), "created": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
-    for s in range(n_shards): (folder / f"shard-{s:05d}.npy").unlink(missing_ok=True)
+    parts, missing = [], set(missing)
+    for s, (lo, hi) in enumerate(files):
+        f = _cache_file(folder, s)
+        if s in missing:
+            if len(files) > 1: log.info(f"encoding cache file {s + 1}/{len(files)} ({hi - lo} documents)")
+            arr = encode(texts[lo:hi]); _save_npy(arr, f)
+        else: arr = np.load(f).astype(dtype, copy=False)
+        parts.append(arr)
+    emb = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    _save_npy(emb, folder / "embeddings.npy", unique=True)
+    _save_json({"embedder": str(embedder.name), "n_docs": len(docs), "dim": int(emb.shape[1]) if emb.ndim == 2 else None,
+                "dtype": str(emb.dtype), "corpus_md5": corpus_fingerprint(docs), "created": time.strftime("%Y-%m-%d %H:%M:%S")},
+               folder / "meta.json")
+    for s in range(len(files)): _cache_file(folder, s).unlink(missing_ok=True)
+    for j in folder.glob("encode-*-of-*.json"): j.unlink(missing_ok=True)
+    if len(missing) < len(files):
+        log.info(f"{folder.name}: joined {len(files)} cache file(s); {sum(files[s][1] - files[s][0] for s in missing)} "
+                 f"of {len(docs)} rows encoded here")
     return emb
 
 # %% ../nbs/03a_retrieval.ipynb #0ddb8d9f
 def dense_retrieve(embedder, docs: list[Doc], queries: list[Query], top_k: int = 1000, cache_dir: str | Path | None = None,
                    batch_size: int = 32, show_progress: bool = True, use_gpu: bool | None = None,
-                   corpus_dtype: str = CORPUS_DTYPE) -> Run:
-    "Dense retrieval with `embedder`: cached corpus embeddings (`corpus_dtype`), FAISS search, excluded ids dropped, top `top_k` kept."
+                   corpus_dtype: str = CORPUS_DTYPE, shard_size: int = CACHE_SHARD_SIZE, require_complete: bool = False) -> Run:
+    "Dense retrieval with `embedder`: cached corpus embeddings (`corpus_dtype`; `require_complete`: cache only), FAISS search, excluded ids dropped, top `top_k` kept."
     index = doc_index(docs)
-    d_emb = encode_corpus_cached(embedder, docs, cache_dir, batch_size=batch_size, show_progress=show_progress, dtype=corpus_dtype)
+    d_emb = encode_corpus_cached(embedder, docs, cache_dir, batch_size=batch_size, show_progress=show_progress, dtype=corpus_dtype,
+                                 shard_size=shard_size, require_complete=require_complete)
     if not queries: return {}
     insts = [q.instruction or None for q in queries]
     inst = insts[0] if len(set(insts)) == 1 else insts
@@ -176,3 +220,61 @@ def dense_retrieve(embedder, docs: list[Doc], queries: list[Query], top_k: int =
         keep = ~np.isin(ix, ex) if len(ex) else np.ones(len(ix), dtype=bool)
         run[q.id] = {docs[i].id: float(s) for i, s in zip(ix[keep][:top_k], sc[keep][:top_k])}
     return run
+
+# %% ../nbs/03a_retrieval.ipynb #5e0c7a21
+def _job_offset(corpus_md5: str, n_shards: int) -> int: return int(corpus_md5[:8] or "0", 16) % n_shards
+
+def shard_files(n_docs: int, shard: int, n_shards: int, shard_size: int = CACHE_SHARD_SIZE, corpus_md5: str = "") -> list[int]:
+    "The cache files (indices of `shard-NNNNN.npy`) job `shard` of `n_shards` encodes: file s goes to job (s + offset) mod n."
+    if not (isinstance(shard, int) and isinstance(n_shards, int) and 0 <= shard < n_shards):
+        raise ValueError(f"shard {shard}/{n_shards}: expected I/N with 0 <= I < N")
+    off = _job_offset(corpus_md5, n_shards)
+    return [s for s in range(len(_cache_files(n_docs, shard_size))) if (s + off) % n_shards == shard]
+
+# %% ../nbs/03a_retrieval.ipynb #5e0c7a23
+def encode_corpus_shard(embedder, docs: list[Doc], cache_dir: str | Path, shard: int, n_shards: int, batch_size: int = 32,
+                        show_progress: bool = True, shard_size: int = CACHE_SHARD_SIZE, dtype: str = CORPUS_DTYPE) -> dict:
+    "Job `shard` of `n_shards`: encode its cache files of `docs` (`shard_files`) into the cache `encode_corpus_cached` reads."
+    if cache_dir is None: raise ValueError("encode_corpus_shard: a cache_dir is needed (the jobs share it)")
+    if dtype not in ("float16", "float32"): raise ValueError(f"dtype {dtype!r}: expected 'float16' or 'float32'")
+    folder, files, md5 = embedding_cache_path(embedder, docs, cache_dir), _cache_files(len(docs), shard_size), corpus_fingerprint(docs)
+    mine = shard_files(len(docs), shard, n_shards, shard_size, md5)
+    rep = dict(folder=folder, shard=shard, n_shards=n_shards, files=[_cache_file(folder, s).name for s in mine],
+               rows=sum(files[s][1] - files[s][0] for s in mine), encoded=0)
+    if _cached_embeddings(folder, len(docs), dtype, mmap_mode="r") is not None: return {**rep, "complete": True}
+    folder.mkdir(parents=True, exist_ok=True)
+    job = dict(shard=shard, n_shards=n_shards, shard_size=shard_size, files=rep["files"], host=socket.gethostname(),
+               started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    record = folder / f"encode-{shard:04d}-of-{n_shards:04d}.json"
+    _save_json(job, record)
+    texts = [d.text for d in docs]
+    for s in mine:
+        (lo, hi), f = files[s], _cache_file(folder, s)
+        if _file_ready(f, hi - lo, dtype): continue
+        log.info(f"shard {shard}/{n_shards}: encoding {f.name} (rows {lo}-{hi - 1} of {len(docs)})")
+        _save_npy(np.asarray(embedder.encode_corpus(texts[lo:hi], batch_size=batch_size, show_progress=show_progress), dtype=dtype), f)
+        rep["encoded"] += hi - lo
+    _save_json({**job, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, record)
+    done = all(_file_ready(_cache_file(folder, s), hi - lo, dtype) for s, (lo, hi) in enumerate(files))
+    return {**rep, "complete": done or _cached_embeddings(folder, len(docs), dtype, mmap_mode="r") is not None}
+
+# %% ../nbs/03a_retrieval.ipynb #5e0c7a24
+def incomplete_cache_error(folder: Path, docs: list[Doc], missing: list[int], shard_size: int = CACHE_SHARD_SIZE) -> DataError:
+    "The error for a cache that lacks the files `missing`: each named with its rows and the job (`shard I/N`) that writes it."
+    files, md5, jobs = _cache_files(len(docs), shard_size), corpus_fingerprint(docs), {}
+    for r in sorted(folder.glob("encode-*-of-*.json")):
+        try: j = json.loads(r.read_text()); jobs[(int(j["shard"]), int(j["n_shards"]))] = j
+        except (OSError, ValueError, KeyError, TypeError): continue
+    groups: dict[str, list[str]] = {}
+    for s in missing:
+        lo, hi = files[s]
+        name = f"{_cache_file(folder, s).name} (rows {lo}-{hi - 1})"
+        owners = [((s + _job_offset(md5, n)) % n, n) for n in sorted({n for _, n in jobs})]
+        states = [f"shard {i}/{n} " + ("(never started)" if (i, n) not in jobs else
+                                       f"(finished {jobs[i, n]['finished']} on {jobs[i, n]['host']}, but wrote shard_size "
+                                       f"{jobs[i, n]['shard_size']}; this run reads {shard_size})" if "finished" in jobs[i, n] else
+                                       f"(started {jobs[i, n]['started']} on {jobs[i, n]['host']}, not finished)") for i, n in owners]
+        groups.setdefault(" / ".join(states) or "no `reasonembed encode --shard I/N` job has written to this cache", []).append(name)
+    what = "; ".join(f"{k}: {', '.join(v[:4])}{f' and {len(v) - 4} more' if len(v) > 4 else ''}" for k, v in groups.items())
+    return DataError(f"{folder}: corpus embeddings incomplete ({len(missing)} of {len(files)} cache files missing) and encoding "
+                     f"is off (require_complete / cache_only): {what}")

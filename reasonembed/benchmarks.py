@@ -12,7 +12,7 @@ from .config import ConfigError
 from .core import get_logger
 from .data import DataError, Doc, Query, iter_jsonl, write_jsonl
 from .domains import BRIGHT_DOMAINS, retrieval_instruction
-from .hub import hub_file
+from .hub import hub_file, resolve_dataset
 
 log = get_logger("benchmarks")
 
@@ -20,10 +20,10 @@ log = get_logger("benchmarks")
 __all__ = ['log', 'BRIGHT_HUB_ID', 'BRIGHT_REVISION', 'BRIGHT_TASKS', 'BRIGHT_LONG_TASKS', 'BRIGHT_TASK_LABELS',
            'BRIGHT_QUERY_VARIANTS', 'BRIGHT_INSTRUCTIONS', 'GENERIC_INSTRUCTION', 'MAX_LEN', 'R2MED_HUB_ORG',
            'R2MED_TASKS', 'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'Run', 'NA_ID', 'REFERENCE_SOURCE',
-           'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'read_rows', 'bright_local_file',
-           'list_local_tasks', 'check_task', 'variant_config', 'task_instruction', 'load_bright_task',
-           'read_qrels_text', 'r2med_local_file', 'list_r2med_local_tasks', 'beir_row', 'load_r2med_task',
-           'write_local_task']
+           'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'DATASET_OVERLAPS', 'read_rows',
+           'bright_local_file', 'list_local_tasks', 'check_task', 'variant_config', 'task_instruction',
+           'load_bright_task', 'read_qrels_text', 'r2med_local_file', 'list_r2med_local_tasks', 'beir_row',
+           'load_r2med_task', 'write_local_task', 'local_instructions', 'overlapping_tasks']
 
 # %% ../nbs/03_benchmarks.ipynb #fb99367c
 BRIGHT_HUB_ID = "xlangai/BRIGHT"
@@ -229,6 +229,7 @@ R2MED_LOCAL_FILES = {   # the names a local task folder may use, first found win
     "query": ["query.jsonl", "query.parquet", "queries.jsonl", "queries.parquet"],
     "qrels": ["qrels.jsonl", "qrels.parquet", "qrels.txt", "qrels.tsv", "qrels/test.tsv"]}
 
+# %% ../nbs/03_benchmarks.ipynb #432114c2
 def r2med_local_file(folder: Path, what: str) -> Path | None:
     "The `what` file ('corpus', 'query', 'qrels') of a local R2MED- or BEIR-layout task folder; None if there is none."
     folder = Path(folder)
@@ -239,6 +240,7 @@ def r2med_local_file(folder: Path, what: str) -> Path | None:
                                         f"test.tsv: keep the split to use, or name it qrels.tsv in {folder}")
     return splits[0] if splits else None
 
+# %% ../nbs/03_benchmarks.ipynb #fecd82cc
 def list_r2med_local_tasks(root: str | Path) -> list[str]:
     "Tasks of a local R2MED- or BEIR-layout folder: its sub-folders that hold a corpus (R2MED's order first), or the folder itself."
     root = Path(root)
@@ -247,6 +249,7 @@ def list_r2med_local_tasks(root: str | Path) -> list[str]:
     order = {t: i for i, t in enumerate(R2MED_TASKS)}
     return sorted(names, key=lambda t: (order.get(t, len(order)), t))
 
+# %% ../nbs/03_benchmarks.ipynb #c515f96b
 def beir_row(row: dict, what: str) -> dict:
     "A BEIR row in R2MED's names: `_id` is the id; a corpus row's non-empty `title` goes before its text, as BEIR reads it."
     if "_id" in row and "id" not in row: row = {**row, "id": row["_id"]}
@@ -308,6 +311,28 @@ def write_local_task(folder, task: str, queries: list[Query], qrels: dict[str, d
                       "excluded_ids": list(q.excluded_ids)} for q in queries])
         write_jsonl(folder / "documents" / f"{task}.jsonl", [{"id": d.id, "content": d.text} for d in docs])
     else: raise ConfigError(f"layout {layout!r}: expected 'bright' or 'r2med'")
-    inst = folder / "instructions.json"
-    inst.write_text(json.dumps({**(json.loads(inst.read_text()) if inst.exists() else {}), task: instruction}, indent=2))
+    (folder / "instructions.json").write_text(json.dumps({**local_instructions(folder), task: instruction}, indent=2))
     return folder
+
+def local_instructions(folder) -> dict[str, str]:
+    "A local benchmark's `instructions.json` (`{task: instruction}`; a registered offline dataset's name works); {} without one."
+    p = Path(resolve_dataset(folder)) / "instructions.json" if folder else None
+    if p is None or not p.exists(): return {}
+    try: d = json.loads(p.read_text())
+    except json.JSONDecodeError as e: raise DataError(f"{p}:{e.lineno}: invalid JSON ({e.msg})") from None
+    if not isinstance(d, dict) or not all(isinstance(v, str) for v in d.values()):
+        raise DataError(f"{p}: expected a mapping of task name to instruction text")
+    return d
+
+# %% ../nbs/03_benchmarks.ipynb #1133b50e
+DATASET_OVERLAPS = {"theoremqa-mini": {"bright": ["theoremqa_questions", "theoremqa_theorems"],
+                                       "why": "BRIGHT's TheoremQA tasks are built from TheoremQA's questions and theorems"}}
+
+def overlapping_tasks(training_data: dict[str, int] | None, benchmark: str, tasks: list[str]) -> dict[str, dict]:
+    "`{task: {dataset, rows, why}}` for the evaluated `tasks` that a dataset of `training_data` (`{dataset: rows}`) is built from too."
+    out = {}
+    for ds, n in (training_data or {}).items():
+        o = DATASET_OVERLAPS.get(ds)
+        for t in (o or {}).get(benchmark, []):
+            if t in tasks: out[t] = {"dataset": ds, "rows": int(n), "why": o["why"]}
+    return out

@@ -12,8 +12,9 @@ from fastcore.basics import patch
 from .core import cache_dir, get_logger
 
 # %% auto #0
-__all__ = ['SHORT_NAMES', 'HubError', 'ModelNotAvailableError', 'HubFileError', 'minilm_path', 'smollm2_gguf',
-           'convert_gguf_to_hf', 'smollm2_path', 'hub_offline', 'hub_settings', 'resolve_model', 'hub_file', 'LocalHub']
+__all__ = ['SHORT_NAMES', 'OFFLINE_DATASETS', 'HubError', 'ModelNotAvailableError', 'HubFileError', 'minilm_path', 'smollm2_gguf',
+           'convert_gguf_to_hf', 'smollm2_path', 'hub_offline', 'hub_settings', 'resolve_model', 'dataset_folder',
+           'resolve_dataset', 'dataset_name', 'hub_file', 'LocalHub']
 
 # %% ../nbs/00b_hub.ipynb #26c1f1c6
 class HubError(RuntimeError):
@@ -116,6 +117,29 @@ def resolve_model(name_or_path: str | os.PathLike, revision: str | None = None) 
         raise ModelNotAvailableError(f"'{s}': could not download from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}). "
                                      f"Pass a local folder instead, or check the network / HF_TOKEN.") from None
 
+# %% ../nbs/00b_hub.ipynb #f3d388ff
+OFFLINE_DATASETS = {"theoremqa-mini": "theoremqa-mini"}     # name -> folder under reasonembed/assets/
+
+def dataset_folder(name: str) -> Path:
+    "The packaged folder of the offline dataset `name` (a BRIGHT-layout labelled set)."
+    from importlib.resources import files
+    if name not in OFFLINE_DATASETS: raise HubError(f"{name!r}: not an offline dataset ({', '.join(OFFLINE_DATASETS)})")
+    p = Path(str(files("reasonembed") / "assets" / OFFLINE_DATASETS[name]))
+    if not (p / "examples").is_dir(): raise HubError(f"{p}: the offline dataset {name!r} is missing from this installation")
+    return p
+
+def resolve_dataset(name_or_path) -> str:
+    "A registered offline dataset's folder (as a string) for its name; anything else (a folder, a hub id, '') unchanged."
+    s = str(name_or_path) if name_or_path is not None else name_or_path
+    return str(dataset_folder(s)) if s in OFFLINE_DATASETS else name_or_path
+
+def dataset_name(name_or_path) -> str | None:
+    "The registered name of an offline dataset given by name or by its folder; None for anything else."
+    if name_or_path in OFFLINE_DATASETS: return str(name_or_path)
+    try: p = Path(str(name_or_path)).resolve()
+    except (OSError, ValueError): return None
+    return next((n for n in OFFLINE_DATASETS if (Path(str(dataset_folder(n))).resolve() == p)), None)
+
 # %% ../nbs/00b_hub.ipynb #ef6d4ded
 def hub_file(repo: str, filename: str, revision: str | None) -> Path:
     "One file of a hub dataset, from the Hugging Face cache or downloaded into it (only the files a task needs)."
@@ -176,7 +200,7 @@ def _digest(self: LocalHub, path: Path, algo: str) -> str:
 
 @patch
 def _route(self: LocalHub, raw_path: str):
-    "('file'|'info'|'tree', repo, revision, path) for a request path, or an (http status, error code) tuple."
+    "('file'|'info'|'tree'|'paths', repo, revision, path) for a request path, or an (http status, error code) tuple."
     import urllib.parse
     parts = [urllib.parse.unquote(x) for x in raw_path.split("?")[0].strip("/").split("/")]
     kind = None
@@ -185,16 +209,41 @@ def _route(self: LocalHub, raw_path: str):
     repo = next((r for r in self.repos if parts[:len(r.split("/"))] == r.split("/")), None)
     if repo is None: return (404, "RepoNotFound")
     rest = parts[len(repo.split("/")):]
-    if len(rest) < 2 or rest[0] not in (("revision", "tree") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
+    if len(rest) < 2 or rest[0] not in (("revision", "tree", "paths-info") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
     if rest[1] not in ("main", self.commits[repo]): return (404, "RevisionNotFound")
-    what = {"revision": "info", "tree": "tree", "resolve": "file"}[rest[0]]
+    what = {"revision": "info", "tree": "tree", "paths-info": "paths", "resolve": "file"}[rest[0]]
     return what, repo, rest[1], "/".join(rest[2:])
+
+# %% ../nbs/00b_hub.ipynb #7507132d
+@patch
+def _entry(self: LocalHub, repo: str, rel: str, files: list[str] | None = None) -> dict | None:
+    "The hub's tree entry of the file or folder `rel` of `repo` (a folder: one that holds a served file); None if neither."
+    files, rel = self._files(repo) if files is None else files, rel.strip("/")
+    p = self.repos[repo] / rel
+    if rel in files: return {"type": "file", "path": rel, "size": p.stat().st_size, "oid": self._digest(p, "sha1")}
+    if rel and any(f.startswith(rel + "/") for f in files):
+        return {"type": "directory", "path": rel, "size": 0, "oid": hashlib.sha1(f"{self.commits[repo]}:{rel}".encode()).hexdigest()}
+    return None
+
+@patch
+def _tree(self: LocalHub, repo: str, rel: str = "", recursive: bool = False) -> list[dict] | None:
+    """The hub's tree of folder `rel` ('' is the root): its files and folders, or with `recursive` every file and folder
+    below it; a file's path gives that file; None when there is no such path."""
+    rel, files = rel.strip("/"), self._files(repo)
+    if rel in files: return [self._entry(repo, rel, files)]
+    below = [f[len(rel) + 1:] if rel else f for f in files if not rel or f.startswith(rel + "/")]
+    if rel and not below: return None
+    paths = set()
+    for f in below:
+        parts = f.split("/")
+        for i in range(1, len(parts) + 1 if recursive else 2): paths.add("/".join(parts[:i]))
+    return [self._entry(repo, f"{rel}/{p}" if rel else p, files) for p in sorted(paths)]
 
 # %% ../nbs/00b_hub.ipynb #e97923c6
 @patch
 def _handler(self: LocalHub):
     hub = self
-    import http.server
+    import http.server, urllib.parse
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a): pass
         def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False, repo: str | None = None):
@@ -212,9 +261,14 @@ def _handler(self: LocalHub):
             root = hub.repos[repo]
             if what == "info": return self._json({"id": repo, "sha": hub.commits[repo], "siblings": [{"rfilename": f} for f in hub._files(repo)]}, repo)
             if what == "tree":
-                files = [f for f in hub._files(repo) if not rel or f == rel or f.startswith(rel.rstrip("/") + "/")]
-                return self._json([{"type": "file", "path": f, "size": (root / f).stat().st_size,
-                                    "oid": hub._digest(root / f, "sha1")} for f in files], repo)
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                tree = hub._tree(repo, rel, query.get("recursive", ["false"])[0].lower() in ("true", "1"))
+                if tree is None: return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
+                return self._json(tree, repo)
+            if (self.command == "POST") != (what == "paths"): return self._send(405, head=head)   # paths-info is the one POST
+            if what == "paths":
+                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+                return self._json([e for p in form.get("paths", []) if (e := hub._entry(repo, p)) is not None], repo)
             f = root / rel
             if not rel or not f.is_file() or root.resolve() not in f.resolve().parents:
                 return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
@@ -224,6 +278,7 @@ def _handler(self: LocalHub):
                 with open(f, "rb") as fh: shutil.copyfileobj(fh, self.wfile)
         def do_HEAD(self): self._serve(head=True)
         def do_GET(self): self._serve(head=False)
+        def do_POST(self): self._serve(head=False)
     return Handler
 
 # %% ../nbs/00b_hub.ipynb #ed777a51

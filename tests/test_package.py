@@ -45,3 +45,24 @@ def test_notebooks_are_clean():
 def test_version_matches_pyproject_dynamic():
     import reasonembed
     assert reasonembed.__version__.count(".") == 2
+
+
+def test_offline_dataset_loads_from_an_installed_wheel(tmp_path):
+    "theoremqa-mini ships in the wheel and loads from an installed copy, not only from the source tree."
+    import subprocess, sys
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(ROOT)],
+                   check=True, cwd=tmp_path)
+    wheel = next(wheels.glob("reasonembed-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)], check=True)
+    code = ("import reasonembed, pathlib; from reasonembed.hub import resolve_dataset; from reasonembed.prepare import PrepareConfig, load_labelled\n"
+            f"assert pathlib.Path(reasonembed.__file__).is_relative_to({str(site)!r}), reasonembed.__file__\n"
+            "folder = pathlib.Path(resolve_dataset('theoremqa-mini'))\n"
+            f"assert folder.is_relative_to({str(site)!r}) and (folder / 'LICENSE').exists(), folder\n"
+            "t = load_labelled(PrepareConfig(source='theoremqa-mini'))\n"
+            "print(len(t.docs), len(t.queries), sum(len(g) for g in t.qrels.values()))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(site)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["354", "376", "376"]

@@ -5,26 +5,31 @@ English analyzer, pytrec_eval scoring faithful to the official protocol, and rep
 
 # %% ../nbs/03c_evaluation.ipynb #1a08ce3a
 from __future__ import annotations
-import dataclasses, json, re, sys, time
+import argparse, dataclasses, json, re, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal
 
 import numpy as np
 
-from .config import ConfigError, config_help, from_dict, from_yaml, load_config, opt, to_dict
+from .config import ConfigError, _yaml_key_lines, config_help, from_dict, from_yaml, load_config, load_yaml, opt, to_dict
 from .core import cache_dir, get_logger, make_run_dir, md_table
 from .data import DataError
-from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, list_r2med_local_tasks, load_bright_task, load_r2med_task, variant_config
+from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, list_r2med_local_tasks, load_bright_task, load_r2med_task, local_instructions, overlapping_tasks, variant_config, DATASET_OVERLAPS
 from .bm25 import bm25_retrieve
+from .hub import resolve_dataset
+from .models import SAVED_CONFIG, EmbedderConfig
 from .retrieval import CACHE_SHARD_SIZE, CORPUS_DTYPE, dense_retrieve, encode_corpus_shard, safe_name, weights_fingerprint
+from .statistics import compare_models, score_intervals, significance_markdown
 
 log = get_logger("evaluation")
 
 # %% auto #0
-__all__ = ['log', 'K_VALUES', 'HEADLINE', 'trec_measures', 'evaluate_run', 'write_trec_run', 'read_trec_run', 'EvalConfig',
-           'local_benchmark', 'load_task', 'max_lengths', 'corpus_cache_dir', 'load_embedder', 'results_markdown',
-           'plot_results', 'paper_comparison', 'evaluate', 'eval_cli', 'parse_shard', 'encode_cli']
+__all__ = ['log', 'K_VALUES', 'HEADLINE', 'OWN_EMBEDDER_KEYS', 'RENAMED_KEYS', 'OLD_EVAL_FLAGS', 'trec_measures', 'evaluate_run',
+           'write_trec_run', 'read_trec_run', 'check_renamed', 'EvalConfig', 'local_benchmark', 'load_task',
+           'max_lengths', 'corpus_cache_dir', 'load_embedder', 'results_markdown', 'plot_results', 'paper_comparison',
+           'trained_on', 'per_query_scores', 'evaluate', 'refuse_old_flags', 'eval_config_help', 'evaluate_models',
+           'eval_cli', 'parse_shard', 'encode_cli']
 
 # %% ../nbs/03c_evaluation.ipynb #1aef3cad
 K_VALUES = (1, 5, 10, 25, 50, 100)
@@ -72,6 +77,33 @@ def read_trec_run(path: str | Path) -> Run:
             except ValueError: raise DataError(f"{path}:{n}: field 'score': not a number: {parts[4]!r}") from None
     return run
 
+# %% ../nbs/03c_evaluation.ipynb #5a388e1c
+OWN_EMBEDDER_KEYS = ("model", "query_max_len", "passage_max_len")    # EvalConfig's own fields, not under `embedder`
+RENAMED_KEYS = {"embedder_overrides": "embedder"}                     # old EvalConfig keys and where they went
+
+def _eval_embedder() -> EmbedderConfig:
+    "`EvalConfig.embedder`'s default: EmbedderConfig's, with the keys the evaluation holds itself left empty."
+    return EmbedderConfig(model="", query_max_len=0, passage_max_len=0)
+
+def _check_embedder(cfg) -> EmbedderConfig:
+    "`cfg.embedder` as an EmbedderConfig (a dict is checked key by key); a key the evaluation holds itself is an error naming its field."
+    e = cfg.embedder
+    if isinstance(e, dict): e = from_dict(EmbedderConfig, {**to_dict(_eval_embedder()), **e}, where="EvalConfig: key 'embedder'")
+    blank = _eval_embedder()
+    for k in OWN_EMBEDDER_KEYS:
+        if getattr(e, k) != getattr(blank, k):
+            raise ConfigError(f"EvalConfig: key 'embedder.{k}': {k} is the evaluation's own key: write `{k}: {getattr(e, k)}` "
+                              f"at the top level, not under embedder")
+    return e
+
+def check_renamed(d: dict, where: str, lines: dict | None = None) -> None:
+    "An EvalConfig mapping with a key of old (`embedder_overrides`) is an error saying what to write instead."
+    for old, new in RENAMED_KEYS.items():
+        if isinstance(d, dict) and old in d:
+            at = f"{where}:{lines[old]}" if lines and old in lines else where
+            raise ConfigError(f"{at}: key '{old}' is gone: write its settings under `{new}:` (an EmbedderConfig, checked key "
+                              f"by key), e.g. {new}: {{dtype: float16, backend: vllm}}")
+
 # %% ../nbs/03c_evaluation.ipynb #22971419
 @dataclass
 class EvalConfig:
@@ -81,7 +113,7 @@ class EvalConfig:
     tasks: list[str] = opt([], help="tasks to run; empty: all tasks of the benchmark (all tasks found in a local bright_dir or r2med_dir)")
     setting: Literal["short", "long"] = opt("short", help="BRIGHT: 'short' (documents, gold_ids) or 'long' (long_documents, gold_ids_long)")
     query_variant: str = opt("original", help="BRIGHT queries: 'original' or a reasoning variant (gpt4, claude-3-opus, Gemini-1.0, grit, llama3-70b)")
-    bright_dir: str | None = opt(None, help="local BRIGHT-layout directory; None: the hub dataset xlangai/BRIGHT")
+    bright_dir: str | None = opt(None, help="local BRIGHT-layout directory or an offline dataset ('theoremqa-mini'); None: the hub dataset xlangai/BRIGHT")
     r2med_dir: str | None = opt(None, help="local R2MED directory (<Task>/corpus.jsonl, ...); None: the hub organisation R2MED")
     revision: str | None = opt(None, help="hub revision; None: the pinned one (BRIGHT_REVISION / R2MED_REVISIONS)")
     instructions: dict[str, str] = opt({}, help="per-task instruction overrides (and instructions of a local benchmark's own tasks)")
@@ -91,7 +123,9 @@ class EvalConfig:
     top_k: int = opt(1000, help="documents kept per query after exclusion")
     bm25_k1: float = opt(0.9, help="BM25 k1 (official: 0.9)")
     bm25_b: float = opt(0.4, help="BM25 b (official: 0.4)")
-    embedder_overrides: dict[str, Any] = opt({}, help="extra EmbedderConfig settings (dtype, pooling, device, backend, vllm_options, ...)")
+    embedder: EmbedderConfig = opt(help="the embedder's settings, an EmbedderConfig (dtype, pooling, device, backend, vllm_options, "
+                                        "trust_remote_code, ...; `--help-config` lists them); model and the lengths are this config's "
+                                        "own keys, left empty here (was embedder_overrides)", default_factory=_eval_embedder)
     faiss_gpu: bool | None = opt(None, help="FAISS on GPU; None: when faiss-gpu and a GPU are there")
     cache_dir: str | None = opt(None, help="corpus-embedding cache; None: <reasonembed cache>/embeddings")
     corpus_dtype: Literal["float16", "float32"] = opt(CORPUS_DTYPE, help="storage of the cached corpus embeddings: float16 halves "
@@ -102,6 +136,10 @@ class EvalConfig:
     strict_gold: bool = opt(False, help="fail when a gold id is not in the corpus; default: warn and count it, scored as not retrieved (as BRIGHT's run.py)")
     reference_rows: list[str] = opt(["BM25 (BM25Q)", "ReasonEmbed Qwen3-8B"], help="paper rows drawn beside ours in the chart")
     show_progress: bool = opt(True, help="progress bars")
+
+    def __post_init__(self):
+        self.bright_dir = resolve_dataset(self.bright_dir)     # a registered offline dataset ('theoremqa-mini') -> its folder
+        self.embedder = _check_embedder(self)
 
 # %% ../nbs/03c_evaluation.ipynb #a3f8b552
 def _task_list(cfg: EvalConfig) -> list[str]:
@@ -128,9 +166,8 @@ def _task_list(cfg: EvalConfig) -> list[str]:
 
 def local_benchmark(folder) -> dict:
     "`EvalConfig` settings of a local benchmark folder: BRIGHT layout (`examples/`) or R2MED / BEIR task folders, with its `instructions.json`."
-    folder = Path(folder)
-    inst = folder / "instructions.json"
-    spec = {"instructions": json.loads(inst.read_text()) if inst.exists() else {}}
+    folder = Path(resolve_dataset(folder))
+    spec = {"instructions": local_instructions(folder)}
     if (folder / "examples").is_dir(): return {"benchmark": "bright", "bright_dir": str(folder), **spec}
     if folder.is_dir() and list_r2med_local_tasks(folder): return {"benchmark": "r2med", "r2med_dir": str(folder), **spec}
     raise DataError(f"{folder}: not a local benchmark: no examples/ (BRIGHT layout) and no task folder with a corpus.jsonl "
@@ -142,7 +179,7 @@ def load_task(cfg: EvalConfig, task: str):
         return load_r2med_task(task, cfg.r2med_dir or R2MED_HUB_ORG, revision=cfg.revision, instructions=cfg.instructions,
                                strict_gold=cfg.strict_gold)
     return load_bright_task(task, cfg.bright_dir or BRIGHT_HUB_ID, setting=cfg.setting, query_variant=cfg.query_variant,
-                            revision=cfg.revision or BRIGHT_REVISION, instructions=cfg.instructions,
+                            revision=cfg.revision or BRIGHT_REVISION, instructions={**local_instructions(cfg.bright_dir), **cfg.instructions},
                             strict_gold=cfg.strict_gold)
 
 def max_lengths(cfg: EvalConfig) -> tuple[int, int]:
@@ -154,10 +191,12 @@ def corpus_cache_dir(cfg: EvalConfig) -> Path:
     return Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "embeddings"
 
 def load_embedder(cfg: EvalConfig):
-    "The encoder of `cfg.model` with the evaluation lengths: an `Embedder`, or a `VLLMEncoder` with `embedder_overrides.backend: vllm`."
+    """The encoder of `cfg.model` with `cfg.embedder`'s settings and the evaluation lengths: an `Embedder`, or a
+    `VLLMEncoder` with `embedder.backend: vllm`. A setting left at EmbedderConfig's default yields to the one saved with the model."""
     from reasonembed.encoders import load_encoder
     q, p = max_lengths(cfg)
-    return load_encoder(model=cfg.model, query_max_len=q, passage_max_len=p, **cfg.embedder_overrides)
+    return load_encoder(dataclasses.replace(cfg.embedder, model=cfg.model, query_max_len=q, passage_max_len=p),
+                        _explicit={"query_max_len", "passage_max_len"})
 
 # %% ../nbs/03c_evaluation.ipynb #b1f55d43
 def _fmt(v) -> str: return "–" if v is None else f"{v:.1f}"
@@ -192,15 +231,20 @@ def results_markdown(results: dict) -> str:
             lines += [f"| {m} | {row['Avg']:.2f} | " + " | ".join("–" for _ in tasks) + " |" for m, row in REFERENCE_R2MED.items()]
             note = f"\n\nnDCG@10 ×100, R2MED. Reference averages: {REFERENCE_SOURCE.replace('BRIGHT table', 'R2MED results')}."
         else: note = "\n\nnDCG@10 ×100, local tasks in R2MED layout: the paper has no rows for them."
-    return head + "\n".join(lines) + note + "\n"
+    warn = "".join(f"\n\nWarning, {t}: the model was trained on {o['rows']} rows of {o['dataset']} ({o['why']}); not a clean test."
+                   for t, o in (results.get("contamination") or {}).items())
+    return head + "\n".join(lines) + note + warn + "\n"
 
 # %% ../nbs/03c_evaluation.ipynb #d47d2b54
 def plot_results(results: dict, path: str | Path, reference_rows: list[str] | None = None) -> Path:
-    "Bar chart of nDCG@10 per task: ours beside the chosen reference rows (BRIGHT short/original only)."
+    "Bar chart of nDCG@10 per task: ours (with its 95% bootstrap intervals) beside the chosen reference rows (BRIGHT short/original only)."
     import matplotlib; matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     cfg, tasks = results["config"], list(results["tasks"])
     series = {f"ours: {results['model']}": [100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks]}
+    iv = (results.get("intervals") or {}).get("tasks", {})
+    errors = {f"ours: {results['model']}": np.array([[100 * max(0.0, iv[t]["mean"] - iv[t]["low"]) for t in tasks],
+                                                    [100 * max(0.0, iv[t]["high"] - iv[t]["mean"]) for t in tasks]])} if set(tasks) <= set(iv) else {}
     if cfg["benchmark"] == "bright" and cfg["setting"] == "short" and cfg["query_variant"] == "original" and not _own_tasks("bright", tasks):
         for m in reference_rows or []:
             if m in REFERENCE_BRIGHT: series[m] = [REFERENCE_BRIGHT[m].get(t, np.nan) for t in tasks]
@@ -208,9 +252,9 @@ def plot_results(results: dict, path: str | Path, reference_rows: list[str] | No
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(tasks) + 2), 3.6))
     w = 0.8 / len(series)
     for i, (name, vals) in enumerate(series.items()):
-        ax.bar(np.arange(len(tasks)) + (i - (len(series) - 1) / 2) * w, vals, w, label=name)
+        ax.bar(np.arange(len(tasks)) + (i - (len(series) - 1) / 2) * w, vals, w, label=name, yerr=errors.get(name), capsize=2)
     ax.set_xticks(np.arange(len(tasks))); ax.set_xticklabels(labels, rotation=30, ha="right")
-    ax.set_ylabel("nDCG@10 ×100"); ax.set_title(f"{cfg['benchmark'].upper()} ({cfg['setting']}, {cfg['query_variant']})")
+    ax.set_ylabel("nDCG@10 ×100" + (" (95% bootstrap intervals)" if errors else "")); ax.set_title(f"{cfg['benchmark'].upper()} ({cfg['setting']}, {cfg['query_variant']})")
     ax.legend(fontsize=8); fig.tight_layout()
     path = Path(path); fig.savefig(path, dpi=120); plt.close(fig)
     return path
@@ -241,6 +285,29 @@ def _run_key(cfg: EvalConfig, embedder=None) -> dict:
     key["max_len"] = list(max_lengths(cfg))
     if embedder is not None: key["embedder"] = f"{getattr(embedder, 'name', '')}|{weights_fingerprint(embedder)}"
     return key
+
+# %% ../nbs/03c_evaluation.ipynb #c2392f4d
+def trained_on(model) -> dict[str, int]:
+    "The datasets a model folder written by `Embedder.save` was trained on (`training_data` of its `reasonembed.json`); {} otherwise."
+    p = Path(str(model)).expanduser() / SAVED_CONFIG
+    if not p.is_file(): return {}
+    try: return {str(k): int(v) for k, v in (json.loads(p.read_text()).get("training_data") or {}).items()}
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError): return {}
+
+# %% ../nbs/03c_evaluation.ipynb #7e1c327a
+def per_query_scores(results: dict, measure: str = HEADLINE) -> dict[str, dict[str, float]]:
+    "`{task: {query id: score}}` of an evaluation (`evaluate`'s results), read back from its `per_query/<task>.jsonl` files."
+    out, scores = Path(results["output_dir"]), {}
+    for task in results["tasks"]:
+        p = out / "per_query" / f"{task}.jsonl"
+        if not p.exists(): raise DataError(f"{p}: not found: the per-query scores of task {task} (evaluate again into {out})")
+        scores[task] = {}
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip(): continue
+            row = json.loads(line)
+            if measure not in row: raise DataError(f"{p}:{n}: field '{measure}' missing")
+            scores[task][str(row["query_id"])] = float(row[measure])
+    return scores
 
 # %% ../nbs/03c_evaluation.ipynb #34e13d5a
 def evaluate(config: EvalConfig, embedder=None) -> dict:
@@ -290,44 +357,93 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
     results = {"model": label,
                "config": to_dict(cfg), "revision": cfg.revision or (BRIGHT_REVISION if cfg.benchmark == "bright" else R2MED_REVISIONS),
                "tasks": per_task, "average": average, "headline": HEADLINE,
-               "complete": set(all_tasks) <= set(per_task), "output_dir": str(out)}
+               "complete": set(all_tasks) <= set(per_task), "output_dir": str(out),
+               "contamination": overlapping_tasks(trained_on(cfg.model), cfg.benchmark, list(per_task))}
+    scores = per_query_scores(results)                  # 95% bootstrap intervals of our means (reasonembed.statistics)
+    results["intervals"] = score_intervals(scores) if scores and all(scores.values()) else None
+    for t, o in results["contamination"].items():
+        log.warning(f"{t}: {cfg.model} was trained on {o['rows']} rows of {o['dataset']} ({o['why']}): not a clean test of it")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_markdown(results))
     plot_results(results, out / "ndcg10.png", cfg.reference_rows)
     log.info(f"average {HEADLINE} over {len(per_task)} task(s): {average.get(HEADLINE, float('nan')):.4f} -> {out}")
     return results
 
+# %% ../nbs/03c_evaluation.ipynb #806738c6
+OLD_EVAL_FLAGS = {"setting": None, "query_variant": None, "revision": None, "batch_size": None, "query_max_len": None,
+                  "passage_max_len": None, "top_k": None, "cache_dir": None, "output_dir": None,
+                  "strict_gold": "strict_gold=true", "no_progress": "show_progress=false"}    # flag -> its --set form (None: key=value)
+
+def refuse_old_flags(given: dict) -> None:
+    "Flags `reasonembed eval` took before it was config-first: an error naming the `--set` form of each one given."
+    used = {k: v for k, v in given.items() if k in OLD_EVAL_FLAGS and v is not None}
+    if not used: return
+    old = lambda k, v: f"--{k.replace('_', '-')}" + ("" if OLD_EVAL_FLAGS[k] else f" {v}")
+    raise ConfigError("; ".join(f"{old(k, v)} is gone: write --set {OLD_EVAL_FLAGS[k] or f'{k}={v}'}" for k, v in used.items())
+                      + " (every key: reasonembed eval --help-config)")
+
+def eval_config_help() -> str:
+    "Every EvalConfig key, then the `embedder.` keys (EmbedderConfig's, less the ones the evaluation holds itself)."
+    emb = [l for l in config_help(EmbedderConfig).splitlines() if l.split(" ", 1)[0] not in OWN_EMBEDDER_KEYS]
+    return config_help(EvalConfig) + "\n\nembedder keys (reasonembed.models.EmbedderConfig), e.g. --set embedder.dtype=float16:\n" + \
+        "\n".join(f"  embedder.{l}" for l in emb)
+
+# %% ../nbs/03c_evaluation.ipynb #a3122602
+def evaluate_models(cfg: EvalConfig, models: list[str], baseline: str | None = None) -> dict:
+    """Evaluate each of `models` with `cfg` into `<output_dir>/<model>/`, then compare them against `baseline` (default:
+    the first) with `reasonembed.statistics.compare_models`; writes `comparison.md` and `comparison.json` there."""
+    if len(set(models)) != len(models): raise ConfigError(f"--model {','.join(models)}: a model is named twice")
+    baseline = baseline or models[0]
+    if baseline not in models: raise ConfigError(f"--baseline {baseline}: not one of the models ({', '.join(models)})")
+    folders = {m: safe_name(m, 60) for m in models}
+    if len(set(folders.values())) < len(models): raise ConfigError(f"--model: {models} give the same folder names {list(folders.values())}")
+    root = Path(cfg.output_dir) if cfg.output_dir else make_run_dir("eval-compare", cfg)
+    results = {}
+    for m in models:
+        one = dataclasses.replace(cfg, model=m, output_dir=str(root / folders[m]))
+        embedder = None if m.lower() == "bm25" else load_embedder(one)
+        results[m] = evaluate(one, embedder=embedder)
+        if hasattr(embedder, "close"): embedder.close()      # a vLLM encoder's engines hold GPU memory until closed
+        del embedder
+    cmp = compare_models({m: per_query_scores(r) for m, r in results.items()}, baseline)
+    md = significance_markdown(cmp, task_names=BRIGHT_TASK_LABELS if cfg.benchmark == "bright" else None)
+    (root / "comparison.md").write_text(md + "\n")
+    (root / "comparison.json").write_text(json.dumps({"result_dirs": {m: r["output_dir"] for m, r in results.items()}, **cmp}, indent=2))
+    return {"results": results, "comparison": cmp, "markdown": md, "output_dir": str(root)}
+
 # %% ../nbs/03c_evaluation.ipynb #b08fc8f1
+_Gone = Annotated[str, argparse.SUPPRESS]          # a flag of old: hidden, refused with its --set form
+_GoneSwitch = Annotated[str, argparse.SUPPRESS, {"nargs": "?", "const": "true"}]   # a switch of old (no value)
+
 def eval_cli(
-    model: str = None,  # 'bm25', a short name (minilm), a model folder or a hub id (default bm25)
-    benchmark: Annotated[str, "which benchmark", {"choices": ["bright", "r2med"]}] = None,
+    model: str = None,  # 'bm25', a short name (minilm), a model folder or a hub id; several, comma-separated, are compared (default: the config's)
+    benchmark: Annotated[str, "which benchmark (default: the config's, bright)", {"choices": ["bright", "r2med"]}] = None,
     tasks: str = None,  # comma-separated task names (default: all)
-    setting: Annotated[str, "BRIGHT: short or long documents", {"choices": ["short", "long"]}] = None,
-    query_variant: str = None,  # original, gpt4, claude-3-opus, Gemini-1.0, grit, llama3-70b
-    bright_dir: str = None,  # local BRIGHT-layout directory (default: the hub)
-    r2med_dir: str = None,  # local R2MED directory (default: the hub)
-    revision: str = None,  # hub revision (default: the pinned one)
-    batch_size: int = None,  # encoding batch size
-    query_max_len: int = None,  # max query tokens (default: the benchmark's)
-    passage_max_len: int = None,  # max passage tokens (default: the benchmark's)
-    top_k: int = None,  # documents kept per query
-    cache_dir: str = None,  # corpus-embedding cache directory
-    output_dir: str = None,  # output directory
-    strict_gold: bool = False,  # fail on gold ids missing from the corpus (default: warn and count)
-    no_progress: bool = False,  # no progress bars
-    config: str = None,  # YAML file with EvalConfig keys; the options above override it
-    set: Annotated[str, "override any EvalConfig key: KEY=VALUE", {"nargs": "*"}] = None,
+    bright_dir: str = None,  # a local BRIGHT-layout folder or an offline dataset (default: the hub)
+    r2med_dir: str = None,  # a local R2MED folder (default: the hub)
+    baseline: str = None,  # with several models: the one the others are compared to (default: the first)
+    config: str = None,  # YAML file of EvalConfig keys (see --help-config); the options above override it
+    set: Annotated[str, "override any EvalConfig key: KEY=VALUE (a YAML value; dotted keys: embedder.dtype=float16); "
+                        "repeatable; wins over the file and the options", {"nargs": "*", "action": "extend"}] = None,
+    help_config: bool = False,  # list every EvalConfig key (and the embedder's) with its default and help, and stop
+    setting: _Gone = None, query_variant: _Gone = None, revision: _Gone = None, batch_size: _Gone = None,
+    query_max_len: _Gone = None, passage_max_len: _Gone = None, top_k: _Gone = None, cache_dir: _Gone = None,
+    output_dir: _Gone = None, strict_gold: _GoneSwitch = None, no_progress: _GoneSwitch = None,
 ):
-    "Evaluate a retriever (BM25Q or an embedder) on BRIGHT, R2MED or a local benchmark, and print the results table."
-    given = {k: v for k, v in dict(model=model, benchmark=benchmark, setting=setting, query_variant=query_variant,
-                                   bright_dir=bright_dir, r2med_dir=r2med_dir, revision=revision, batch_size=batch_size,
-                                   query_max_len=query_max_len, passage_max_len=passage_max_len, top_k=top_k,
-                                   cache_dir=cache_dir, output_dir=output_dir).items() if v is not None}
+    "Evaluate a retriever (BM25Q or an embedder) on BRIGHT, R2MED or a local benchmark, or compare several, and print the tables."
+    refuse_old_flags(dict(locals()))
+    if help_config: print(eval_config_help()); return
+    models = [m.strip() for m in model.split(",") if m.strip()] if model else []
+    given = {k: v for k, v in dict(model=models[0] if models else None, benchmark=benchmark, bright_dir=bright_dir,
+                                   r2med_dir=r2med_dir).items() if v is not None}
     if tasks: given["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
-    if strict_gold: given["strict_gold"] = True
-    if no_progress: given["show_progress"] = False
+    if config: check_renamed(load_yaml(config), config, _yaml_key_lines(Path(config).read_text()))
     base = to_dict(load_config(EvalConfig, config)) if config else {}
     cfg = load_config(EvalConfig, None, set, base={**base, **given})
+    if len(models) > 1:
+        done = evaluate_models(cfg, models, baseline)
+        print(done["markdown"]); print(f"results in {done['output_dir']}"); return
+    if baseline: raise ConfigError(f"--baseline {baseline}: compares several models; give them as --model a,b,...")
     results = evaluate(cfg)
     print(Path(results["output_dir"], "results.md").read_text())
     print(f"results in {results['output_dir']}")

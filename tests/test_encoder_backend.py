@@ -1,5 +1,5 @@
 """One setting, one home: `EmbedderConfig.backend` set where each user keeps its EmbedderConfig (evaluation's
-`embedder_overrides`, ReMixer's `miner`, the intensity command's option) reaches the encoder that is built. The
+`embedder`, ReMixer's `miner`, the intensity command's option) reaches the encoder that is built. The
 vLLM encoder is replaced by a recording stand-in, so nothing here needs vLLM (tests/test_vllm_encoder.py runs it)."""
 import dataclasses
 from unittest import mock
@@ -40,7 +40,7 @@ def test_evaluation_backend_is_an_embedder_override(tmp_path):
     with _standin():
         res = evaluate(EvalConfig(model="minilm", bright_dir=str(fx), tasks=["biology"], output_dir=str(tmp_path / "out"),
                                   cache_dir=str(tmp_path / "cache"), show_progress=False,
-                                  embedder_overrides={"backend": "vllm", "vllm_options": {"max_num_seqs": 8}}))
+                                  embedder={"backend": "vllm", "vllm_options": {"max_num_seqs": 8}}))
     assert [(c.model, c.backend, c.vllm_options, c.passage_max_len) for c in _StandIn.made] == [("minilm", "vllm", {"max_num_seqs": 8}, 8192)]
     assert res["tasks"]["biology"]["mean"]["ndcg_cut_10"] > 0
     with _standin():
@@ -50,7 +50,7 @@ def test_evaluation_backend_is_an_embedder_override(tmp_path):
 
 def test_miner_backend_reaches_the_miner(tmp_path):
     from reasonembed.llm import FunctionLLM
-    from reasonembed.remixer import RemixerConfig, run_remixer
+    from reasonembed.synthesis import RemixerConfig, run_remixer
     def answer(messages, params, j):
         u = messages[-1]["content"]
         if "Document" in u: return "<score>4</score>" if "cells" in u.split("Document")[1] else "<score>1</score>"
@@ -74,8 +74,9 @@ def test_intensity_command_takes_the_backend(tmp_path, capsys):
     from reasonembed.intensity import intensity_cli
     write_jsonl(tmp_path / "train.jsonl", demo_samples(8, n_neg=2, seed=3))
     with _standin():
-        intensity_cli([str(tmp_path / "train.jsonl")], model="minilm", out=str(tmp_path / "ri.jsonl"), temperature=0.05,
-                      batch_size=4, group_size=2, max_len=64, backend="vllm", device="cpu")
+        intensity_cli([str(tmp_path / "train.jsonl")], model="minilm", out=str(tmp_path / "ri.jsonl"), set=["loss.temperature=0.05",
+                      "batching.batch_size=4", "batching.group_size=2", "embedder.query_max_len=64", "embedder.passage_max_len=64",
+                      "embedder.backend=vllm", "embedder.device=cpu"])
     assert [(c.backend, c.passage_max_len) for c in _StandIn.made] == [("vllm", 64)]
     rows = [r for r in (tmp_path / "ri.jsonl").read_text().splitlines() if r]
     assert len(rows) == 8 and "scores in" in capsys.readouterr().out

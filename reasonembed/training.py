@@ -6,7 +6,7 @@ across devices), AdamW with linear warm-up and decay, checkpoints that resume ex
 # %% ../nbs/08_training.ipynb #b66715c3
 from __future__ import annotations
 import dataclasses, json, math, os, random, shutil, sys, time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +29,11 @@ log = get_logger("training")
 
 # %% auto #0
 __all__ = ['log', 'LR_BY_BACKBONE', 'TrainConfig', 'resolve_for_backbone', 'training_embedder', 'warmup_steps_for',
-           'warmup_decay_log', 'lr_schedule', 'make_optimizer', 'init_distributed', 'allreduce_gradients',
-           'broadcast_parameters', 'rng_state', 'set_rng_state', 'trainable_state', 'load_trainable_state',
-           'data_fingerprint', 'checkpoints', 'save_checkpoint', 'load_checkpoint', 'tokenize_batch', 'batch_loss_fn',
-           'Updater', 'DeepSpeedUpdater', 'forward_backward', 'read_log', 'plot_training_log', 'train', 'train_cli']
+           'warmup_decay_log', 'lr_schedule', 'make_optimizer', 'expand_nodelist', 'slurm_env', 'init_distributed',
+           'allreduce_gradients', 'broadcast_parameters', 'torchrun_args', 'rng_state', 'set_rng_state',
+           'trainable_state', 'load_trainable_state', 'data_fingerprint', 'checkpoints', 'save_checkpoint',
+           'load_checkpoint', 'tokenize_batch', 'batch_loss_fn', 'Updater', 'DeepSpeedUpdater', 'forward_backward',
+           'read_log', 'plot_training_log', 'train', 'train_cli']
 
 # %% ../nbs/08_training.ipynb #0771bce2
 LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
@@ -138,20 +139,82 @@ def make_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], cfg: Trai
     groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps)
 
+# %% ../nbs/08_training.ipynb #a061a007
+def expand_nodelist(nodelist: str) -> list[str]:
+    "The hosts of a SLURM node list, as `scontrol show hostnames` prints them: `gpu[01-02,07],login` -> gpu01 gpu02 gpu07 login."
+    import re
+    parts, depth, cur = [], 0, ""
+    for ch in nodelist.strip():
+        depth += (ch == "[") - (ch == "]")
+        if depth < 0: break
+        if ch == "," and depth == 0: parts.append(cur); cur = ""
+        else: cur += ch
+    if depth != 0 or not nodelist.strip(): raise ConfigError(f"SLURM node list {nodelist!r}: unbalanced brackets or empty")
+    hosts = []
+    for part in parts + [cur]:
+        m = re.match(r"([^\[\]]*)\[([^\[\]]+)\](.*)$", part)
+        if m is None:
+            if not part or "]" in part: raise ConfigError(f"SLURM node list {nodelist!r}: cannot read {part!r}")
+            hosts.append(part); continue
+        pre, ranges, rest = m.groups()
+        tails = expand_nodelist(rest) if rest else [""]
+        for r in ranges.split(","):
+            a, _, b = r.partition("-")
+            if not a.isdigit() or not (b or a).isdigit() or int(b or a) < int(a):
+                raise ConfigError(f"SLURM node list {nodelist!r}: cannot read the range {r!r}")
+            hosts += [f"{pre}{k:0{len(a)}d}{t}" for k in range(int(a), int(b or a) + 1) for t in tails]
+    return hosts
+
+_SLURM_SPECIAL_STEPS = 0xFFFFFFF0   # step ids from here up: the batch script, the extern step, ... (not an srun step)
+
+# %% ../nbs/08_training.ipynb #ba184fde
+def slurm_env(env=None) -> dict[str, str]:
+    """torch.distributed's variables for a process that SLURM's `srun` started without torchrun: RANK = SLURM_PROCID,
+    WORLD_SIZE = the step's tasks (SLURM_STEP_NUM_TASKS, else SLURM_NTASKS), LOCAL_RANK = SLURM_LOCALID, MASTER_ADDR (kept
+    if set, else the step's first node), MASTER_PORT (kept if set, else 29500 + SLURM_JOB_ID mod 1000: the same on every
+    task). Empty under torchrun (WORLD_SIZE set), outside an srun step (a batch script has no SLURM_STEP_ID of its own),
+    and for a single task."""
+    env = os.environ if env is None else env
+    step = env.get("SLURM_STEP_ID")
+    if "WORLD_SIZE" in env or "SLURM_PROCID" not in env or step is None or (step.isdigit() and int(step) >= _SLURM_SPECIAL_STEPS):
+        return {}
+    def num(key, default=None) -> int:
+        v = env.get(key, default)
+        if v is None or not str(v).strip().isdigit(): raise ConfigError(f"SLURM: {key}={v!r} is not a number")
+        return int(v)
+    tasks = "SLURM_STEP_NUM_TASKS" if "SLURM_STEP_NUM_TASKS" in env else "SLURM_NTASKS"
+    world = num(tasks, "1")
+    if world <= 1: return {}
+    rank, local = num("SLURM_PROCID"), num("SLURM_LOCALID", "0")
+    if rank >= world: raise ConfigError(f"SLURM: SLURM_PROCID {rank} is not below {tasks} {world}")
+    nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    addr = env.get("MASTER_ADDR") or (expand_nodelist(nodes)[0] if nodes else "")
+    if not addr: raise ConfigError("SLURM: no MASTER_ADDR and no SLURM_NODELIST to take the first node from; export MASTER_ADDR")
+    port = env.get("MASTER_PORT") or str(29500 + num("SLURM_JOB_ID", "0") % 1000)
+    return {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(local), "MASTER_ADDR": addr, "MASTER_PORT": port}
+
 # %% ../nbs/08_training.ipynb #3c8e303c
 def init_distributed(device: str = "auto") -> tuple[int, int, str]:
-    "`(rank, world_size, device)` from torchrun's environment; initialises the process group (nccl on GPU, else gloo)."
+    """`(rank, world_size, device)` of this process, from torchrun's environment (one node or several), else from SLURM's
+    when `srun` started the processes (`slurm_env`, written into the environment for DeepSpeed too); initialises the
+    process group (nccl on GPU, else gloo)."""
+    slurm = slurm_env()
+    if slurm:
+        os.environ.update(slurm)
+        if slurm["RANK"] == "0": log.info(f"SLURM step of {slurm['WORLD_SIZE']} tasks; rendezvous at {slurm['MASTER_ADDR']}:{slurm['MASTER_PORT']}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1: return 0, 1, device
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or str(device).startswith("cuda")
     if use_cuda:
+        local %= torch.cuda.device_count()        # a task that sees only its own GPU (srun --gpus-per-task 1) uses cuda:0
         torch.cuda.set_device(local); device = f"cuda:{local}"
     else: device = "cpu"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return dist.get_rank(), dist.get_world_size(), device
 
+# %% ../nbs/08_training.ipynb #6ad19449
 def allreduce_gradients(params: list[torch.nn.Parameter], world_size: int, bucket_numel: int = 2 ** 25) -> None:
     "Average `.grad` of `params` over ranks (missing grads count as zero), in flat buckets."
     if world_size <= 1: return
@@ -170,10 +233,29 @@ def allreduce_gradients(params: list[torch.nn.Parameter], world_size: int, bucke
                 for g_, f in zip(bucket, _unflatten_dense_tensors(flat, bucket)): g_.copy_(f)
                 bucket, n = [], 0
 
+# %% ../nbs/08_training.ipynb #86d18157
 def broadcast_parameters(params: list[torch.nn.Parameter], src: int = 0) -> None:
     "Copy rank `src`'s values of `params` to every rank."
     with torch.no_grad():
         for p in params: dist.broadcast(p.data, src)
+
+# %% ../nbs/08_training.ipynb #596f5235
+def torchrun_args(nproc_per_node: int = 1, nnodes: int = 1, node_rank: int = 0, master_addr: str = "", master_port: int = 29500,
+                  rdzv_endpoint: str = "", rdzv_id: str = "reasonembed") -> list[str]:
+    """`python -m torch.distributed.run ...` (torchrun) for this node, the program to run still to be appended: one node
+    (`--standalone`), or node `node_rank` of `nnodes` meeting at `rdzv_endpoint` (c10d; ranks assigned) or at
+    `master_addr:master_port` (static)."""
+    if nproc_per_node < 1 or nnodes < 1: raise ConfigError(f"nproc_per_node {nproc_per_node}, nnodes {nnodes}: both must be >= 1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}"]
+    if rdzv_endpoint:
+        if ":" not in rdzv_endpoint: raise ConfigError(f"rdzv_endpoint {rdzv_endpoint!r}: expected host:port")
+        return cmd + [f"--nnodes={nnodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={rdzv_endpoint}", f"--rdzv_id={rdzv_id}"]
+    if master_addr:
+        if not 0 <= node_rank < nnodes: raise ConfigError(f"node_rank {node_rank}: expected 0 to {nnodes - 1} (nnodes {nnodes})")
+        return cmd + [f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--master_addr={master_addr}", f"--master_port={master_port}"]
+    if nnodes > 1: raise ConfigError(f"nnodes {nnodes}: the nodes need a meeting point: rdzv_endpoint (host:port) or master_addr "
+                                     f"(node 0's address, with master_port and each node's node_rank)")
+    return cmd + ["--standalone"]
 
 # %% ../nbs/08_training.ipynb #1da7d4f6
 def rng_state() -> dict:
@@ -435,8 +517,59 @@ def _export(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path):
     instructions = {s.instruction for s in samples}
     inst = cfg.instruction or (instructions.pop() if len(instructions) == 1 else None)
     emb.eval()
-    emb.save(out / "model", adapter=True, merged=cfg.save_merged, sentence_transformers=cfg.save_merged, instruction=inst)
+    datasets = Counter(s.meta.get("dataset") or s.domain for s in samples)   # provenance: evaluations warn on overlaps
+    emb.save(out / "model", adapter=True, merged=cfg.save_merged, sentence_transformers=cfg.save_merged, instruction=inst,
+             training_data=dict(sorted(datasets.items())))
     log.info(f"model saved to {out / 'model'}")
+
+# %% ../nbs/08_training.ipynb #846aeed7
+def _schedule(cfg: TrainConfig, samples: list[TrainSample], sizes: dict, world: int) -> tuple[int, int, int]:
+    "`(steps per epoch, total steps of the schedule, the step this run stops at)`."
+    spe = len(plan_epoch(samples, sizes, 0, cfg.seed, world, cfg.batching.drop_last))
+    if spe == 0: raise ConfigError(f"no full batch: every domain has fewer samples than batch_size x world_size "
+                                   f"({ {d: b * world for d, (g, b) in sizes.items()} }); lower batch_size or set batching.drop_last: false")
+    total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
+    return spe, total, min(total, cfg.stop_at or total)
+
+# %% ../nbs/08_training.ipynb #372f0e83
+def _resume(cfg: TrainConfig, out: Path, model, optimizer, scheduler, engine, rank: int, world: int, fingerprint: str, total: int) -> int:
+    "The step to start from: the latest checkpoint's (restored into model, optimiser, scheduler), else 0; the log cut to match."
+    step, log_path = 0, out / "train_log.jsonl"
+    cps = checkpoints(out) if cfg.resume else []
+    if cps:
+        state = json.loads((cps[-1] / "state.json").read_text())
+        _check_resume(cfg, state, fingerprint, world, cps[-1])
+        load_checkpoint(cps[-1], model, optimizer, scheduler, rank, engine)
+        step = int(state["step"])
+        if rank == 0: log.info(f"resumed from {cps[-1]} (step {step} of {total})")
+    elif rank == 0 and log_path.exists(): log_path.unlink()
+    if rank == 0 and log_path.exists():                        # drop log lines an interrupted run wrote after its checkpoint
+        keep = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
+        log_path.write_text("".join(l + "\n" for l in keep))
+    return step
+
+# %% ../nbs/08_training.ipynb #ac72881c
+def _batch_maker(cfg: TrainConfig, emb, samples: list[TrainSample], sizes: dict, spe: int, rank: int, world: int):
+    "`prepare(step) -> (global batch, this rank's shard, its tokens)`; each epoch's plan made once."
+    plans: dict[int, list[PlannedBatch]] = {}
+    def prepare(s: int):
+        ep, k = divmod(s, spe)
+        if ep not in plans: plans.clear(); plans[ep] = plan_epoch(samples, sizes, ep, cfg.seed, world, cfg.batching.drop_last)
+        gb = make_batch(samples, plans[ep][k], cfg.seed)
+        lb = gb.shard(rank, world)
+        return gb, lb, tokenize_batch(emb, lb, cfg.loss.mode == "ri")
+    return prepare
+
+# %% ../nbs/08_training.ipynb #96f691e8
+def _finish(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path, step: int, total: int, rank: int, world: int):
+    "Rank 0: the curves, the exported model (when the schedule is done) and `train_state.json`; then every rank meets."
+    if rank == 0:
+        log_path = out / "train_log.jsonl"
+        if cfg.plot and read_log(log_path):
+            plot_training_log(log_path, out / "training_curves.png", cfg.loss.ri_start_step if cfg.loss.mode == "ri" else None)
+        if step >= total and cfg.save_model: _export(cfg, emb, samples, out)
+        (out / "train_state.json").write_text(json.dumps({"step": step, "total_steps": total, "finished": step >= total}, indent=2))
+    if world > 1: dist.barrier()
 
 # %% ../nbs/08_training.ipynb #c9bb6029
 def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | None = None) -> Path:
@@ -447,11 +580,7 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     from tqdm.auto import tqdm
     samples, where, sizes = _training_data(cfg, samples)      # data first: errors before any model is loaded
     rank, world, device = init_distributed(cfg.embedder.device)
-    spe = len(plan_epoch(samples, sizes, 0, cfg.seed, world, cfg.batching.drop_last))
-    if spe == 0: raise ConfigError(f"no full batch: every domain has fewer samples than batch_size x world_size "
-                                   f"({ {d: b * world for d, (g, b) in sizes.items()} }); lower batch_size or set batching.drop_last: false")
-    total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * spe
-    stop = min(total, cfg.stop_at or total)
+    spe, total, stop = _schedule(cfg, samples, sizes, world)
     seed_everything(cfg.seed)                                  # same seed on every rank: identical LoRA init
     emb = Embedder(training_embedder(cfg, device))
     cfg = resolve_for_backbone(cfg, emb.is_decoder)
@@ -467,28 +596,11 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     updater = DeepSpeedUpdater(engine) if engine is not None else Updater(params, optimizer, scheduler, world, cfg.max_grad_norm)
     seed_everything(cfg.seed + 1000 * rank + 1)                # dropout streams differ between ranks
     fingerprint = data_fingerprint(samples)
-    step, log_path = 0, out / "train_log.jsonl"
-    cps = checkpoints(out) if cfg.resume else []
-    if cps:
-        state = json.loads((cps[-1] / "state.json").read_text())
-        _check_resume(cfg, state, fingerprint, world, cps[-1])
-        load_checkpoint(cps[-1], emb.model, optimizer, scheduler, rank, engine)
-        step = int(state["step"])
-        if rank == 0: log.info(f"resumed from {cps[-1]} (step {step} of {total})")
-    elif rank == 0 and log_path.exists(): log_path.unlink()
-    if rank == 0 and log_path.exists():                        # drop log lines an interrupted run wrote after its checkpoint
-        keep = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= step]
-        log_path.write_text("".join(l + "\n" for l in keep))
+    step, log_path = _resume(cfg, out, emb.model, optimizer, scheduler, engine, rank, world, fingerprint, total), out / "train_log.jsonl"
     if rank == 0:
         log.info(f"training {emb!r}: {sum(p.numel() for p in params):,} trainable parameters, {len(samples)} samples, "
                  f"{spe} steps/epoch, {total} steps, world size {world}, mode {cfg.loss.mode}, output {out}")
-    plans: dict[int, list[PlannedBatch]] = {}
-    def prepare(s: int):
-        ep, k = divmod(s, spe)
-        if ep not in plans: plans.clear(); plans[ep] = plan_epoch(samples, sizes, ep, cfg.seed, world, cfg.batching.drop_last)
-        gb = make_batch(samples, plans[ep][k], cfg.seed)
-        lb = gb.shard(rank, world)
-        return gb, lb, tokenize_batch(emb, lb, cfg.loss.mode == "ri")
+    prepare = _batch_maker(cfg, emb, samples, sizes, spe, rank, world)
     pool = ThreadPoolExecutor(1) if cfg.num_workers > 0 else None
     nxt = pool.submit(prepare, step) if pool and step < stop else None
     bar = tqdm(total=stop, initial=step, desc="train", disable=not cfg.progress or rank != 0, unit="step")
@@ -516,12 +628,7 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     finally:
         bar.close()
         if pool: pool.shutdown(wait=True, cancel_futures=True)
-    if rank == 0:
-        if cfg.plot and read_log(log_path):
-            plot_training_log(log_path, out / "training_curves.png", cfg.loss.ri_start_step if cfg.loss.mode == "ri" else None)
-        if step >= total and cfg.save_model: _export(cfg, emb, samples, out)
-        (out / "train_state.json").write_text(json.dumps({"step": step, "total_steps": total, "finished": step >= total}, indent=2))
-    if world > 1: dist.barrier()
+    _finish(cfg, emb, samples, out, step, total, rank, world)
     return out
 
 # %% ../nbs/08_training.ipynb #b5ec0b1b

@@ -127,6 +127,7 @@ class BatchConfig:
         for d, v in self.domain_sizes.items():
             if len(v) != 2 or min(v) < 1: raise ConfigError(f"batching.domain_sizes.{d}: expected [group_size, batch_size] >= 1, got {v}")
 
+# %% ../nbs/07_batching.ipynb #4372d5b5
 def _sizes_in_samples(samples: list[TrainSample], where: list[str]) -> dict[str, dict[str, int]]:
     "The group/batch sizes the samples carry, per domain; one domain, one value."
     found: dict[str, dict[str, tuple[int, str]]] = defaultdict(dict)
@@ -141,6 +142,7 @@ def _sizes_in_samples(samples: list[TrainSample], where: list[str]) -> dict[str,
             found[s.domain][name] = (v, w)
     return {d: {k: v for k, (v, _) in f.items()} for d, f in found.items()}
 
+# %% ../nbs/07_batching.ipynb #ae7d2f34
 def resolve_domain_sizes(samples: list[TrainSample], where: list[str] | None = None,
                          cfg: BatchConfig | None = None) -> dict[str, tuple[int, int]]:
     "`{domain: (group size, per-device batch size)}`: the override, else the samples' fields, else `domain_sizes`, else the registry."
@@ -222,6 +224,7 @@ class TrainBatch:
     def shard_sizes(self, world_size: int) -> list[int]:
         return [len(a) for a in np.array_split(np.arange(self.global_size or len(self)), world_size)]
 
+# %% ../nbs/07_batching.ipynb #9fe3f506
 def make_batch(samples: list[TrainSample], planned: PlannedBatch, seed: int = 0) -> TrainBatch:
     "Draw each query's positive and G-1 negatives (generator seeded by `(seed, epoch, index)`)."
     rng = np.random.default_rng([seed, planned.epoch, planned.index, 7])

@@ -51,6 +51,7 @@ def cons(self: _Porter, i: int) -> bool:
         if i == 0: return n % 2 == 0
         n += 1; i -= 1
 
+# %% ../nbs/03b_bm25.ipynb #5cced583
 @patch
 def m(self: _Porter) -> int:
     "The number of consonant-vowel sequences in b[0..j]."
@@ -72,13 +73,16 @@ def m(self: _Porter) -> int:
             i += 1
         i += 1
 
+# %% ../nbs/03b_bm25.ipynb #13f5c86e
 @patch
 def vowelinstem(self: _Porter) -> bool: return any(not self.cons(i) for i in range(self.j + 1))
 
+# %% ../nbs/03b_bm25.ipynb #b1bbd1b7
 @patch
 def doublec(self: _Porter, j: int) -> bool:
     return j >= 1 and self.b[j] == self.b[j - 1] and self.cons(j)
 
+# %% ../nbs/03b_bm25.ipynb #71d19232
 @patch
 def cvc(self: _Porter, i: int) -> bool:
     if i < 2 or not self.cons(i) or self.cons(i - 1) or not self.cons(i - 2): return False
@@ -92,16 +96,19 @@ def ends(self: _Porter, s: str) -> bool:
     self.j = self.k - l
     return True
 
+# %% ../nbs/03b_bm25.ipynb #be855949
 @patch
 def setto(self: _Porter, s: str):
     o = self.j + 1
     self.b[o:o + len(s)] = list(s)
     self.k = self.j + len(s)
 
+# %% ../nbs/03b_bm25.ipynb #faea4775
 @patch
 def r(self: _Porter, s: str):
     if self.m() > 0: self.setto(s)
 
+# %% ../nbs/03b_bm25.ipynb #75d17cc0
 @patch
 def step1(self: _Porter):
     b = self.b
@@ -121,10 +128,12 @@ def step1(self: _Porter):
             if ch in "lsz": self.k += 1
         elif self.m() == 1 and self.cvc(self.k): self.setto("e")
 
+# %% ../nbs/03b_bm25.ipynb #5e1fbf6d
 @patch
 def step2(self: _Porter):
     if self.ends("y") and self.vowelinstem(): self.b[self.k] = "i"
 
+# %% ../nbs/03b_bm25.ipynb #ff1ec364
 @patch
 def _replace(self: _Porter, table: dict, key: str):
     for suffix, repl in table.get(key, ()):
@@ -334,25 +343,29 @@ class BM25Index:
         "gensim's LuceneBM25Model.get_term_weights, same operation order, float64."
         return self.idf[term_ids] * (tf / (tf + self.k1 * (1 - self.b + self.b * num_tokens / self.avgdl)))
 
-    def query_matrix(self, queries_tokens: list[list[str]]):
-        "The BM25 weights of the queries' in-vocabulary terms, a (vocabulary × queries) float32 CSR matrix."
-        import scipy.sparse as sp
-        rows, cols, vals = [], [], []
-        for qi, toks in enumerate(queries_tokens):
-            c = Counter(t for t in toks if t in self.token2id)
-            if not c: continue
-            ids = sorted((self.token2id[w], n) for w, n in c.items())
-            tf = np.array([n for _, n in ids], dtype=np.int64); tid = np.array([i for i, _ in ids], dtype=np.int64)
-            w = self._weights(tf, np.full(len(ids), int(tf.sum()), dtype=np.int64), tid)
-            rows.extend(tid.tolist()); cols.extend([qi] * len(ids)); vals.extend(w.tolist())
-        return sp.csr_matrix((np.asarray(vals, dtype=np.float32), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
-                             shape=(len(self.token2id), len(queries_tokens)), dtype=np.float32)
+# %% ../nbs/03b_bm25.ipynb #700208f7
+@patch
+def query_matrix(self: BM25Index, queries_tokens: list[list[str]]):
+    "The BM25 weights of the queries' in-vocabulary terms, a (vocabulary × queries) float32 CSR matrix."
+    import scipy.sparse as sp
+    rows, cols, vals = [], [], []
+    for qi, toks in enumerate(queries_tokens):
+        c = Counter(t for t in toks if t in self.token2id)
+        if not c: continue
+        ids = sorted((self.token2id[w], n) for w, n in c.items())
+        tf = np.array([n for _, n in ids], dtype=np.int64); tid = np.array([i for i, _ in ids], dtype=np.int64)
+        w = self._weights(tf, np.full(len(ids), int(tf.sum()), dtype=np.int64), tid)
+        rows.extend(tid.tolist()); cols.extend([qi] * len(ids)); vals.extend(w.tolist())
+    return sp.csr_matrix((np.asarray(vals, dtype=np.float32), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+                         shape=(len(self.token2id), len(queries_tokens)), dtype=np.float32)
 
-    def scores(self, queries_tokens: list[list[str]]) -> np.ndarray:
-        "Dense float32 scores, (queries × documents)."
-        q = self.query_matrix(queries_tokens)
-        q.sum_duplicates(); q.sort_indices()
-        return np.asarray((self.matrix @ q).T.todense(), dtype=np.float32)
+# %% ../nbs/03b_bm25.ipynb #36843b42
+@patch
+def scores(self: BM25Index, queries_tokens: list[list[str]]) -> np.ndarray:
+    "Dense float32 scores, (queries × documents)."
+    q = self.query_matrix(queries_tokens)
+    q.sum_duplicates(); q.sort_indices()
+    return np.asarray((self.matrix @ q).T.todense(), dtype=np.float32)
 
 # %% ../nbs/03b_bm25.ipynb #cff5dbe7
 def bm25_retrieve(docs: list[Doc], queries: list[Query], top_k: int = 1000, k1: float = 0.9, b: float = 0.4,

@@ -12,12 +12,13 @@ __all__ = ['COMMANDS', 'usage', 'info_cli', 'command', 'main']
 # %% ../nbs/10_cli.ipynb #5f66d251
 COMMANDS = {
     "run":       ("reasonembed.pipeline",   "run_cli",       "run a config end to end (synthesis, training, evaluation, report) with papermill"),
-    "synth":     ("reasonembed.remixer",    "synth_cli",     "ReMixer: synthesise training data from a corpus"),
+    "synth":     ("reasonembed.synthesis",  "synth_cli",     "ReMixer: synthesise training data from a corpus"),
     "prepare":   ("reasonembed.prepare",    "prepare_cli",   "turn a labelled retrieval set into training rows and a held-out benchmark"),
     "train":     ("reasonembed.training",   "train_cli",     "Redapter: train an embedder with (RI-)InfoNCE"),
     "intensity": ("reasonembed.intensity",  "intensity_cli", "score the reasoning intensity of a training set with a model"),
-    "eval":      ("reasonembed.evaluation", "eval_cli",      "evaluate a model or BM25 on BRIGHT / R2MED / a local benchmark"),
+    "eval":      ("reasonembed.evaluation", "eval_cli",      "evaluate a model or BM25, or compare several with paired tests, on BRIGHT / R2MED / a local benchmark"),
     "encode":    ("reasonembed.evaluation", "encode_cli",    "encode an evaluation's corpora into its embedding cache (--shard I/N: job I of N machines)"),
+    "mteb":      ("reasonembed.mteb",       "mteb_cli",      "run mteb's BRIGHT(v1.1) / R2MED / BRIGHT-Pro tasks on a model with our instructions (needs the [mteb] extra)"),
     "info":      ("reasonembed.cli",        "info_cli",      "print versions, devices and the resolved offline models"),
 }
 

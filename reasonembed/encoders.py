@@ -113,12 +113,14 @@ def log_tail(self: _Worker, n: int = 4000) -> str:
     try: return self.log_path.read_text(errors="replace")[-n:]
     except OSError: return ""
 
+# %% ../nbs/02a_encoders.ipynb #308e957d
 @patch
 def _fail(self: _Worker, what: str):
     self.kill(); self.failed = True                 # its folder (and log) stays for a look
     raise EncoderError(f"vLLM engine worker{'' if self.slot is None else ' on GPU ' + self.slot} {what}; its log "
                        f"({self.log_path}) ends:\n{self.log_tail()}")
 
+# %% ../nbs/02a_encoders.ipynb #898d5b41
 @patch
 def connect(self: _Worker, timeout: float):
     t0 = time.time()
@@ -132,6 +134,7 @@ def connect(self: _Worker, timeout: float):
             time.sleep(0.05)
     self.send(self.args)
 
+# %% ../nbs/02a_encoders.ipynb #092eeef7
 @patch
 def wait_ready(self: _Worker, timeout: float):
     t0 = time.time()
@@ -142,11 +145,13 @@ def wait_ready(self: _Worker, timeout: float):
     if status != "ready": self._fail(f"could not start the engine:\n{payload}")
     self.info = payload
 
+# %% ../nbs/02a_encoders.ipynb #bf021cf6
 @patch
 def recv(self: _Worker):
     try: return self.conn.recv()
     except (EOFError, OSError): self._fail(f"died (exit code {self.proc.poll()})")
 
+# %% ../nbs/02a_encoders.ipynb #607300ae
 @patch
 def send(self: _Worker, msg):
     try: self.conn.send(msg)

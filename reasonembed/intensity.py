@@ -5,25 +5,27 @@ samples become easy once their reasoning is written out, per domain."""
 
 # %% ../nbs/07a_intensity.ipynb #da219234
 from __future__ import annotations
-import json, math
+import gc, json, math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import ConfigError
+from .config import ConfigError, config_help, load_config, opt
 from .core import get_logger
 from .data import TrainSample, DataError
 from .batching import BatchConfig, make_batch, plan_epoch, resolve_domain_sizes, usable_samples
 from .loss import LossConfig, info_nce_per_sample, reasoning_intensity, resolve_temperature
+from .models import EmbedderConfig
 from typing import Annotated
 
 log = get_logger("intensity")
 
 # %% auto #0
-__all__ = ['log', 'score_intensity', 'summarize_intensity', 'plot_intensity', 'intensity_cli']
+__all__ = ['log', 'score_intensity', 'summarize_intensity', 'plot_intensity', 'IntensityConfig', 'run_intensity', 'intensity_cli']
 
 # %% ../nbs/07a_intensity.ipynb #3d07cea7
 def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batching: BatchConfig | None = None,
@@ -44,8 +46,8 @@ def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batc
                 q = embedder.embed([embedder.format_query(x, i) for x, i in zip(b.queries, b.instructions)], True)
                 qr = embedder.embed([embedder.format_query(x, i) for x, i in zip(b.reasoning_queries, b.instructions)], True)
                 p = embedder.embed(b.passages, False)
-                L = info_nce_per_sample(q, p, group_size=b.group_size, tau=loss.temperature)
-                Lr = info_nce_per_sample(qr, p, group_size=b.group_size, tau=loss.temperature)
+                L = info_nce_per_sample(q, p, group_size=b.group_size, temperature=loss.temperature)
+                Lr = info_nce_per_sample(qr, p, group_size=b.group_size, temperature=loss.temperature)
                 ri = reasoning_intensity(L, Lr, loss.eps)
                 for sid, l, lr, r in zip(b.ids, L.tolist(), Lr.tolist(), ri.tolist()):
                     out[sid] = {"id": sid, "domain": pb.domain, "L": l, "L_reason": lr, "RI": r}
@@ -91,31 +93,70 @@ def plot_intensity(scores: list[dict], out: str | Path | None = None, bins: int 
     return fig
 
 # %% ../nbs/07a_intensity.ipynb #021b2731
+@dataclass
+class IntensityConfig:
+    "Reasoning intensity of a training set under a model, without training."
+    data: list[str] = opt([], help="training data: TrainSample JSONL file(s) or folder(s) (ours or the released layout)")
+    embedder: EmbedderConfig = opt(help="the model (lengths, dtype, device, backend: hf | vllm)", default_factory=EmbedderConfig)
+    loss: LossConfig = opt(help="temperature (None: training's for this backbone kind) and eps", default_factory=LossConfig)
+    batching: BatchConfig = opt(help="batch layout (None sizes: each domain's own, as in training)", default_factory=BatchConfig)
+    samples: int = opt(0, help="score a seeded random subset of this many samples (0: all)")
+    seed: int = opt(0, help="seed of the subset and of the batch draws")
+    out: str = opt("intensity.jsonl", help="scores JSONL; the summary (.summary.json) and histogram (.png) go beside it")
+
+def run_intensity(cfg: IntensityConfig, samples: list[TrainSample] | None = None, where: list[str] | None = None,
+                  show_progress: bool = True) -> tuple[list[dict], dict, LossConfig | None]:
+    "Score `cfg`'s data (or `samples`) and write scores, summary and histogram; `(scores, summary, loss used)`. Kept if `cfg.out` exists."
+    from reasonembed.data import read_jsonl, write_jsonl
+    out = Path(cfg.out)
+    if out.exists(): scores, loss = list(read_jsonl(out)), None                # scored before (a resumed stage)
+    else:
+        if samples is None:
+            from reasonembed.batching import load_train_samples
+            samples, where = load_train_samples(cfg.data)
+        if cfg.samples and cfg.samples < len(samples):
+            keep = sorted(np.random.default_rng(cfg.seed).choice(len(samples), size=cfg.samples, replace=False))
+            samples, where = [samples[i] for i in keep], [where[i] for i in keep] if where else None
+        from reasonembed.encoders import load_encoder
+        emb = load_encoder(cfg.embedder)
+        loss = resolve_temperature(cfg.loss, emb.is_decoder)
+        try: scores = score_intensity(emb, samples, loss, cfg.batching, cfg.seed, where, show_progress)
+        finally:
+            if hasattr(emb, "close"): emb.close()                                 # a vLLM encoder's engines hold memory
+            del emb; gc.collect()
+            if torch.cuda.is_available(): torch.cuda.empty_cache()
+        out.parent.mkdir(parents=True, exist_ok=True); write_jsonl(out, scores)
+    summary = summarize_intensity(scores)
+    out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2))
+    plot_intensity(scores, out.with_suffix(".png"))
+    return scores, summary, loss
+
+# %% ../nbs/07a_intensity.ipynb #b31d9028
+_OLD_FLAGS = {"temperature": "loss.temperature", "batch_size": "batching.batch_size", "group_size": "batching.group_size",
+              "max_len": "embedder.query_max_len=N embedder.passage_max_len", "seed": "seed", "device": "embedder.device",
+              "backend": "embedder.backend"}
+
 def intensity_cli(
-    data: Annotated[str, "training data: TrainSample JSONL file(s)", {"nargs": "+"}],
-    model: str = "minilm",  # short name, folder or hub id
-    out: str = "intensity.jsonl",  # output JSONL (summary .json and histogram .png beside it)
-    temperature: float = None,  # InfoNCE temperature; default: training's for this backbone kind
-    batch_size: int = None,  # queries per batch; default: per domain, as in training
-    group_size: int = None,  # passages per query; default: per domain, as in training
-    max_len: int = 512,  # max tokens of queries and passages
-    seed: int = 0,  # seed of the batch draws
-    device: str = "auto",  # 'auto', 'cpu', 'cuda'
-    backend: Annotated[str, "encoding engine (EmbedderConfig.backend)", {"choices": ["hf", "vllm"]}] = "hf",
+    data: Annotated[str, "training data: TrainSample JSONL file(s) (IntensityConfig.data)", {"nargs": "*", "opt": False}] = None,
+    model: str = None,  # short name, folder or hub id (embedder.model; default minilm)
+    out: str = None,  # output JSONL (summary .json and histogram .png beside it)
+    config: str = None,  # YAML file of IntensityConfig keys (see --help-config)
+    set: Annotated[str, "override a key: KEY=VALUE (a YAML value; dotted keys for nested configs)", {"nargs": "*"}] = None,
+    help_config: bool = False,  # list every config key with its default and help, and stop
+    temperature: float = None, batch_size: int = None, group_size: int = None, max_len: int = None,  # removed: see --set
+    seed: int = None, device: str = None, backend: str = None,                                      # removed: see --set
 ):
     "Score the reasoning intensity of a training set with a model, without training."
-    from reasonembed.data import write_jsonl
-    from reasonembed.encoders import load_encoder
-    from reasonembed.batching import load_train_samples
-    samples, where = load_train_samples(data)
-    emb = load_encoder(model=model, query_max_len=max_len, passage_max_len=max_len, device=device, backend=backend)
-    loss = resolve_temperature(LossConfig(temperature=temperature), emb.is_decoder)
-    scores = score_intensity(emb, samples, loss, BatchConfig(batch_size=batch_size, group_size=group_size), seed, where)
-    out = Path(out)
-    write_jsonl(out, scores)
-    summ = summarize_intensity(scores)
-    out.with_suffix(".summary.json").write_text(json.dumps(summ, indent=2))
-    plot_intensity(scores, out.with_suffix(".png"))
-    print(f"{'domain':<20} {'n':>6} {'RI mean':>8} {'median':>8} {'RI>1':>6}   (temperature {loss.temperature})")
+    if help_config: print(config_help(IntensityConfig)); return
+    old = {k: v for k, v in dict(temperature=temperature, batch_size=batch_size, group_size=group_size, max_len=max_len, seed=seed,
+                                 device=device, backend=backend).items() if v is not None}
+    if old: raise ConfigError("reasonembed intensity: " + "; ".join(f"--{k.replace('_', '-')} is gone: use --set {_OLD_FLAGS[k]}={v}"
+                                                                  for k, v in old.items()))
+    given = {k: v for k, v in dict(data=list(data or []) or None, out=out).items() if v}
+    if model: given["embedder"] = {"model": model}
+    cfg = load_config(IntensityConfig, config, set, base=given)
+    if not cfg.data: raise ConfigError("reasonembed intensity: give the training data (a JSONL file) or data: [...] in the config")
+    scores, summ, loss = run_intensity(cfg)
+    print(f"{'domain':<20} {'n':>6} {'RI mean':>8} {'median':>8} {'RI>1':>6}   (temperature {loss.temperature if loss else 'as before'})")
     for d, s in summ.items(): print(f"{d:<20} {s['n']:>6} {s['ri_mean']:>8.3f} {s['ri_median']:>8.3f} {s['share_ri_gt_1']:>6.2f}")
-    print(f"scores in {out}")
+    print(f"scores in {cfg.out}")

@@ -91,41 +91,47 @@ class ResponseCache:
         except sqlite3.DatabaseError as e:
             raise LLMError(f"{path}: not a usable response cache ({e}); move it away or pass another cache_path") from None
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
-        "The cached texts of those `keys` that are present."
-        keys, out = list(dict.fromkeys(keys)), {}
-        with self._lock:
-            for i in range(0, len(keys), 500):
-                chunk = keys[i:i + 500]
-                q = f"SELECT key, text FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
-                out.update(self._db.execute(q, chunk).fetchall())
-        return out
-
     def get(self, key: str) -> str | None: return self.get_many([key]).get(key)
-
-    def put(self, key: str, text: str, model: str = "", tag: str = "", sample: int = 0, prompt_tokens: int = 0,
-            completion_tokens: int = 0, finish_reason: str | None = None, backend: str = "") -> None:
-        "Record one completion now (its own transaction; the first writer of a key wins)."
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?)",
-                             (key, model, tag, sample, text, prompt_tokens, completion_tokens, finish_reason, backend, time.time()))
 
     def __len__(self) -> int:
         with self._lock: return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def __contains__(self, key: str) -> bool: return self.get(key) is not None
 
-    def stats(self) -> list[dict]:
-        "Completions and tokens per (model, tag, backend)."
-        with self._lock:
-            rows = self._db.execute("SELECT model, tag, backend, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
-                                    "FROM responses GROUP BY model, tag, backend ORDER BY model, tag, backend").fetchall()
-        return [dict(model=m, tag=t, backend=b, completions=n, prompt_tokens=p or 0, completion_tokens=c or 0) for m, t, b, n, p, c in rows]
-
     def close(self):
         with self._lock: self._db.close()
 
     def __repr__(self): return f"ResponseCache({str(self.path)!r}, {len(self)} completions)"
+
+# %% ../nbs/04_llm.ipynb #0915ab33
+@patch
+def get_many(self: ResponseCache, keys: Iterable[str]) -> dict[str, str]:
+    "The cached texts of those `keys` that are present."
+    keys, out = list(dict.fromkeys(keys)), {}
+    with self._lock:
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = f"SELECT key, text FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
+            out.update(self._db.execute(q, chunk).fetchall())
+    return out
+
+# %% ../nbs/04_llm.ipynb #d7e74281
+@patch
+def put(self: ResponseCache, key: str, text: str, model: str = "", tag: str = "", sample: int = 0, prompt_tokens: int = 0,
+        completion_tokens: int = 0, finish_reason: str | None = None, backend: str = "") -> None:
+    "Record one completion now (its own transaction; the first writer of a key wins)."
+    with self._lock:
+        self._db.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         (key, model, tag, sample, text, prompt_tokens, completion_tokens, finish_reason, backend, time.time()))
+
+# %% ../nbs/04_llm.ipynb #f9afc28e
+@patch
+def stats(self: ResponseCache) -> list[dict]:
+    "Completions and tokens per (model, tag, backend)."
+    with self._lock:
+        rows = self._db.execute("SELECT model, tag, backend, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens) "
+                                "FROM responses GROUP BY model, tag, backend ORDER BY model, tag, backend").fetchall()
+    return [dict(model=m, tag=t, backend=b, completions=n, prompt_tokens=p or 0, completion_tokens=c or 0) for m, t, b, n, p, c in rows]
 
 # %% ../nbs/04_llm.ipynb #1bf6207c
 @dataclass
@@ -168,47 +174,49 @@ class LLM:
     def _generate(self, requests: list[Request], params: SamplingParams) -> Iterator[tuple[Request, Completion]]:
         raise NotImplementedError
 
-    def chat(self, conversations: list[list[dict]], params: SamplingParams | None = None, desc: str = "llm",
-             cache_tag: str = "") -> list[list[str]]:
-        "`params.n` completions for each conversation, in order; from the cache when there, else generated and cached."
-        params = params or SamplingParams()
-        check_conversations(conversations)
-        keys = [[cache_key(self.cache_model, conv, params, j, cache_tag) for j in range(params.n)] for conv in conversations]
-        found = self.cache.get_many(k for row in keys for k in row)
-        out: list[list[str | None]] = [[found.get(k) for k in row] for row in keys]
-        owners: dict[str, list[tuple[int, int]]] = {}
-        pending: dict[str, Request] = {}
-        for i, row in enumerate(keys):
-            for j, k in enumerate(row):
-                if out[i][j] is not None: self.usage["cache_hits"] += 1; continue
-                owners.setdefault(k, []).append((i, j))
-                if k not in pending: pending[k] = Request(k, list(conversations[i]), j, request_seed(params.seed, k))
-        missing = [sum(t is None for t in row) for row in out]
-        bar = tqdm(total=len(conversations), initial=sum(m == 0 for m in missing), desc=desc, unit="conv",
-                   disable=not self.show_progress or not pending, leave=False)
-        try:
-            for req, comp in self._generate(list(pending.values()), params):
-                if req.key not in pending: continue
-                del pending[req.key]
-                self.cache.put(req.key, comp.text, model=self.cache_model, tag=cache_tag, sample=req.sample,
-                               prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens,
-                               finish_reason=comp.finish_reason, backend=self.backend)
-                self.usage["calls"] += 1
-                self.usage["prompt_tokens"] += comp.prompt_tokens; self.usage["completion_tokens"] += comp.completion_tokens
-                self.usage["cache_hits"] += len(owners[req.key]) - 1
-                for i, j in owners[req.key]:
-                    out[i][j] = comp.text; missing[i] -= 1
-                    if missing[i] == 0: bar.update(1)
-        finally: bar.close()
-        if pending: raise LLMError(f"{self.backend} backend returned no completion for {len(pending)} request(s)")
-        return out
-
     def close(self) -> None:
         "Release the model / connections (the cache stays usable)."
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f"{type(self).__name__}(model={self.model!r}, cache={self.cache!r}, usage={self.usage})"
+
+# %% ../nbs/04_llm.ipynb #29759830
+@patch
+def chat(self: LLM, conversations: list[list[dict]], params: SamplingParams | None = None, desc: str = "llm",
+         cache_tag: str = "") -> list[list[str]]:
+    "`params.n` completions for each conversation, in order; from the cache when there, else generated and cached."
+    params = params or SamplingParams()
+    check_conversations(conversations)
+    keys = [[cache_key(self.cache_model, conv, params, j, cache_tag) for j in range(params.n)] for conv in conversations]
+    found = self.cache.get_many(k for row in keys for k in row)
+    out: list[list[str | None]] = [[found.get(k) for k in row] for row in keys]
+    owners: dict[str, list[tuple[int, int]]] = {}
+    pending: dict[str, Request] = {}
+    for i, row in enumerate(keys):
+        for j, k in enumerate(row):
+            if out[i][j] is not None: self.usage["cache_hits"] += 1; continue
+            owners.setdefault(k, []).append((i, j))
+            if k not in pending: pending[k] = Request(k, list(conversations[i]), j, request_seed(params.seed, k))
+    missing = [sum(t is None for t in row) for row in out]
+    bar = tqdm(total=len(conversations), initial=sum(m == 0 for m in missing), desc=desc, unit="conv",
+               disable=not self.show_progress or not pending, leave=False)
+    try:
+        for req, comp in self._generate(list(pending.values()), params):
+            if req.key not in pending: continue
+            del pending[req.key]
+            self.cache.put(req.key, comp.text, model=self.cache_model, tag=cache_tag, sample=req.sample,
+                           prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens,
+                           finish_reason=comp.finish_reason, backend=self.backend)
+            self.usage["calls"] += 1
+            self.usage["prompt_tokens"] += comp.prompt_tokens; self.usage["completion_tokens"] += comp.completion_tokens
+            self.usage["cache_hits"] += len(owners[req.key]) - 1
+            for i, j in owners[req.key]:
+                out[i][j] = comp.text; missing[i] -= 1
+                if missing[i] == 0: bar.update(1)
+    finally: bar.close()
+    if pending: raise LLMError(f"{self.backend} backend returned no completion for {len(pending)} request(s)")
+    return out
 
 # %% ../nbs/04_llm.ipynb #eb045441
 class FunctionLLM(LLM):
@@ -288,34 +296,36 @@ class TransformersLLM(LLM):
         self.lm.generation_config = GenerationConfig(bos_token_id=self.lm.generation_config.bos_token_id,
                                                      eos_token_id=sorted(self.eos_ids), pad_token_id=self.tok.pad_token_id)
 
-    def _generate(self, requests, params):
-        import torch
-        from transformers import GenerationConfig, LogitsProcessorList
-        ids = [_chat_prompt(self.tok, r.messages, params, self.chat_template) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
-        pad = self.tok.pad_token_id
-        gc = GenerationConfig(max_new_tokens=params.max_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
-                              eos_token_id=sorted(self.eos_ids), bos_token_id=self.lm.generation_config.bos_token_id)
-        for b in range(0, len(order), self.batch_size):
-            rows = order[b:b + self.batch_size]
-            width = max(len(ids[i]) for i in rows)
-            x = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in rows], device=self.device)
-            mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in rows], device=self.device)
-            procs = [] if params.greedy else [_RowSampler([requests[i].seed for i in rows], params, self.device)]
-            extra = dict(stop_strings=params.stop, tokenizer=self.tok) if params.stop else {}
-            with torch.no_grad():
-                gen = self.lm.generate(input_ids=x, attention_mask=mask, generation_config=gc,
-                                       logits_processor=LogitsProcessorList(procs), **extra)[:, width:].tolist()
-            for i, new in zip(rows, gen):
-                end = next((t for t, tok_id in enumerate(new) if tok_id in self.eos_ids), None)
-                toks = new if end is None else new[:end]
-                text, stopped = _cut_at_stop(self.tok.decode(toks, skip_special_tokens=True), params.stop)
-                finish = "stop" if (end is not None or stopped) else "length"
-                yield requests[i], Completion(text, len(ids[i]), len(toks) + (end is not None), finish)
-
     def close(self):
         self.lm = None
         import gc as _gc; _gc.collect()
+
+# %% ../nbs/04_llm.ipynb #e7ab6773
+@patch
+def _generate(self: TransformersLLM, requests, params):
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList
+    ids = [_chat_prompt(self.tok, r.messages, params, self.chat_template) for r in requests]
+    order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+    pad = self.tok.pad_token_id
+    gc = GenerationConfig(max_new_tokens=params.max_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
+                          eos_token_id=sorted(self.eos_ids), bos_token_id=self.lm.generation_config.bos_token_id)
+    for b in range(0, len(order), self.batch_size):
+        rows = order[b:b + self.batch_size]
+        width = max(len(ids[i]) for i in rows)
+        x = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in rows], device=self.device)
+        procs = [] if params.greedy else [_RowSampler([requests[i].seed for i in rows], params, self.device)]
+        extra = dict(stop_strings=params.stop, tokenizer=self.tok) if params.stop else {}
+        with torch.no_grad():
+            gen = self.lm.generate(input_ids=x, attention_mask=mask, generation_config=gc,
+                                   logits_processor=LogitsProcessorList(procs), **extra)[:, width:].tolist()
+        for i, new in zip(rows, gen):
+            end = next((t for t, tok_id in enumerate(new) if tok_id in self.eos_ids), None)
+            toks = new if end is None else new[:end]
+            text, stopped = _cut_at_stop(self.tok.decode(toks, skip_special_tokens=True), params.stop)
+            finish = "stop" if (end is not None or stopped) else "length"
+            yield requests[i], Completion(text, len(ids[i]), len(toks) + (end is not None), finish)
 
 # %% ../nbs/04_llm.ipynb #66b96d4d
 def _stale_gguf_quantization(path: Path) -> bool:
@@ -355,11 +365,13 @@ def _sampling(self: VLLMLLM, params: SamplingParams, seed: int | None):
     return VSP(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or -1,
                max_tokens=params.max_tokens, seed=seed, stop=list(params.stop) or None)
 
+# %% ../nbs/04_llm.ipynb #877dfb02
 @patch
 def _completion(self: VLLMLLM, out) -> Completion:
     o = out.outputs[0]
     return Completion(o.text, len(out.prompt_token_ids or []), len(o.token_ids), o.finish_reason)
 
+# %% ../nbs/04_llm.ipynb #6f96891d
 @patch
 def _generate(self: VLLMLLM, requests, params):
     prompts = [{"prompt_token_ids": _chat_prompt(self.tok, r.messages, params, self.chat_template)} for r in requests]
@@ -454,6 +466,7 @@ def list_models(self: OpenAILLM, base_url: str | None = None) -> list[str]:
     r.raise_for_status()
     return [m.get("id", "?") for m in r.json().get("data", [])]
 
+# %% ../nbs/04_llm.ipynb #b3e689ba
 @patch
 def _body(self: OpenAILLM, req: Request, params: SamplingParams) -> dict:
     body = dict(model=self.model, messages=req.messages, temperature=params.temperature, top_p=params.top_p,
@@ -465,6 +478,7 @@ def _body(self: OpenAILLM, req: Request, params: SamplingParams) -> dict:
         body["chat_template_kwargs"] = {"enable_thinking": params.enable_thinking}
     return {**body, **self.extra_body}
 
+# %% ../nbs/04_llm.ipynb #8a9fc731
 @patch
 def _pick(self: OpenAILLM, avoid: str | None = None) -> str:
     "The server for the next attempt: the least loaded of those up (not `avoid`, where another is up)."
@@ -477,6 +491,7 @@ def _pick(self: OpenAILLM, avoid: str | None = None) -> str:
         self._inflight[u] += 1; self.sent[u] += 1
         return u
 
+# %% ../nbs/04_llm.ipynb #140ebeb2
 @patch
 def _release(self: OpenAILLM, url: str, failed: bool, why: str = "") -> None:
     "An attempt on `url` is over: one fewer in flight; a failure takes it out of the routing, an answer brings it back."
@@ -490,6 +505,7 @@ def _release(self: OpenAILLM, url: str, failed: bool, why: str = "") -> None:
         self._down[url] = (now + pause, fails + 1)
     if len(self.base_urls) > 1: log.warning(f"{url}: {why}; leaving it out of the routing for {pause:.3g} s")
 
+# %% ../nbs/04_llm.ipynb #91352c01
 @patch
 def _not_found(self: OpenAILLM, url: str, msg: str) -> LLMError:
     try: models = self.list_models(url)
@@ -574,6 +590,7 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
+# %% ../nbs/04_llm.ipynb #d9e25105
 @contextlib.contextmanager
 def vllm_server(model: str = "smollm2", served_name: str | None = None, port: int | None = None, args: list[str] = (),
                 python: str | None = None, startup_timeout: float = 600, log_file: str | Path | None = None):

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
+from fastcore.basics import patch
 
 from .config import opt
 from .core import get_logger
@@ -45,16 +46,16 @@ def _check_pos_idx(pos_idx, n: int, m: int, device) -> Tensor:
     return pos_idx
 
 def info_nce_per_sample(q: Tensor, p: Tensor, pos_idx: Tensor | None = None, group_size: int | None = None,
-                        tau: float = 0.02, normalize: bool = False) -> Tensor:
+                        *, temperature: float, normalize: bool = False) -> Tensor:
     "InfoNCE loss of each query `q[i]` against all passages `p`, positive `p[pos_idx[i]]`: a float32 tensor `[N]`."
     if q.ndim != 2 or p.ndim != 2 or q.shape[1] != p.shape[1]:
         raise ValueError(f"expected q [N, d] and p [M, d] with the same d, got {tuple(q.shape)} and {tuple(p.shape)}")
-    if not tau > 0: raise ValueError(f"tau must be > 0, got {tau}")
+    if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
     n, m = q.shape[0], p.shape[0]
     pos_idx = default_pos_idx(n, m, group_size, q.device) if pos_idx is None else _check_pos_idx(pos_idx, n, m, q.device)
     q32, p32 = q.float(), p.float()
     if normalize: q32, p32 = F.normalize(q32, dim=-1), F.normalize(p32, dim=-1)
-    scores = q32 @ p32.T / tau
+    scores = q32 @ p32.T / temperature
     return F.cross_entropy(scores, pos_idx, reduction="none")
 
 # %% ../nbs/06_loss.ipynb #7531ef8c
@@ -156,7 +157,7 @@ def _default_global_pos(n, m, group_size, rank, world, device):
 
 # %% ../nbs/06_loss.ipynb #65cf9983
 def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor | None = None, group_size: int | None = None,
-                tau: float = 0.02, kappa: float = 5.0, step: int = 0, ri_start_step: int = 100, eps: float = 1e-6,
+                *, temperature: float, kappa: float = 5.0, step: int = 0, ri_start_step: int = 100, eps: float = 1e-6,
                 mode: Literal["ri", "basic"] = "ri", normalize: bool = False, sample_mask: Tensor | None = None,
                 distributed: bool | None = None, group=None) -> tuple[Tensor, RIStats]:
     "RI-InfoNCE (or plain InfoNCE: `mode='basic'`, or before `ri_start_step`) of local queries `q` against passages `p`; returns `(loss, RIStats)`."
@@ -169,11 +170,11 @@ def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor |
     rank, world = dist_info(group) if distributed is not False else (0, 1)
     n, m = q.shape[0], p.shape[0]
     if pos_idx is None: pos_idx = _default_global_pos(n, m, group_size, rank, world, q.device)
-    L = info_nce_per_sample(q, p, pos_idx, group_size, tau, normalize)
+    L = info_nce_per_sample(q, p, pos_idx, group_size, temperature=temperature, normalize=normalize)
     mask = torch.ones_like(L) if sample_mask is None else torch.as_tensor(sample_mask, device=L.device).float()
     if mask.shape != L.shape: raise ValueError(f"sample_mask must have shape ({n},), got {tuple(mask.shape)}")
     with torch.no_grad():
-        Lr = (info_nce_per_sample(q_reason.detach(), p.detach(), pos_idx, group_size, tau, normalize)
+        Lr = (info_nce_per_sample(q_reason.detach(), p.detach(), pos_idx, group_size, temperature=temperature, normalize=normalize)
               if q_reason is not None else torch.full_like(L, math.nan))
         cols = torch.stack([L.detach(), Lr, mask], 1)
         if world > 1: cols, offset = gather_detached(cols, group)
@@ -207,7 +208,7 @@ def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, used_ri) -> RIStats:
 class LossConfig:
     "Contrastive loss settings (Redapter's RI-InfoNCE; defaults from the authors' training script)."
     mode: Literal["ri", "basic"] = opt("ri", help="'ri': RI-InfoNCE (Redapter); 'basic': plain InfoNCE (no reasoning_query needed)")
-    temperature: float | None = opt(None, help="InfoNCE temperature tau; None: by backbone kind (the trainer's BACKBONE_DEFAULTS: 0.02 for decoders, as the paper)")
+    temperature: float | None = opt(None, help="InfoNCE temperature τ; None: by backbone kind (TEMPERATURE_BY_BACKBONE: 0.02 for decoders, as the paper; 0.05 for small encoders)")
     kappa: float = opt(5.0, help="upper clamp of the reasoning intensity before L1 normalisation")
     ri_start_step: int = opt(100, help="optimiser steps of plain-mean warm-up before RI weighting starts")
     eps: float = opt(1e-6, help="RI = L / (L' + eps)")
@@ -232,7 +233,7 @@ def contrastive_loss(q: Tensor, p: Tensor, q_reason: Tensor | None = None, *, cf
     "Training-step loss on local embeddings: gathers `p` across ranks (with gradient) and applies `ri_info_nce` with `cfg`."
     if cfg.temperature is None: raise ValueError("loss.temperature is not set (the trainer sets it by backbone kind)")
     p_all = gather_with_grad(p, group)
-    return ri_info_nce(q, q_reason, p_all, pos_idx=pos_idx, group_size=group_size, tau=cfg.temperature, kappa=cfg.kappa,
+    return ri_info_nce(q, q_reason, p_all, pos_idx=pos_idx, group_size=group_size, temperature=cfg.temperature, kappa=cfg.kappa,
                        step=step, ri_start_step=cfg.ri_start_step, eps=cfg.eps, mode=cfg.mode, normalize=cfg.normalize,
                        sample_mask=sample_mask, group=group)
 
@@ -285,39 +286,43 @@ class GradCache:
         n = batch_len(inputs)
         return [(s, min(s + self.chunk_size, n)) for s in range(0, n, self.chunk_size)]
 
-    def embed_no_grad(self, inputs: Mapping, record: bool = True) -> tuple[Tensor, list]:
-        "Pass 1: embeddings of all chunks without a graph, and the RNG state before each chunk."
-        embs, states = [], []
-        with torch.no_grad():
-            for s, e in self._chunks(inputs):
-                if record: states.append(_RngState())
-                out = self.embed_fn(slice_inputs(inputs, s, e))
-                if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != e - s:
-                    raise ValueError(f"embed_fn must return a [{e - s}, d] tensor for a chunk of {e - s}, got "
-                                     f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
-                embs.append(out)
-        return torch.cat(embs), states
+# %% ../nbs/06_loss.ipynb #e3bfe047
+@patch
+def embed_no_grad(self: GradCache, inputs: Mapping, record: bool = True) -> tuple[Tensor, list]:
+    "Pass 1: embeddings of all chunks without a graph, and the RNG state before each chunk."
+    embs, states = [], []
+    with torch.no_grad():
+        for s, e in self._chunks(inputs):
+            if record: states.append(_RngState())
+            out = self.embed_fn(slice_inputs(inputs, s, e))
+            if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != e - s:
+                raise ValueError(f"embed_fn must return a [{e - s}, d] tensor for a chunk of {e - s}, got "
+                                 f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
+            embs.append(out)
+    return torch.cat(embs), states
 
-    def step(self, q_inputs: Mapping, p_inputs: Mapping, loss_fn: Callable[..., Any],
-             q_reason_inputs: Mapping | None = None, **loss_kwargs) -> tuple[Tensor, Any]:
-        "Embed, compute `loss_fn` on the full batch and accumulate parameter gradients; returns `(detached loss, aux)`."
-        q, q_states = self.embed_no_grad(q_inputs)
-        p, p_states = self.embed_no_grad(p_inputs)
-        qr = self.embed_no_grad(q_reason_inputs, record=False)[0] if q_reason_inputs is not None else None
-        q_leaf, p_leaf = q.detach().requires_grad_(), p.detach().requires_grad_()
-        if qr is not None: loss_kwargs = {**loss_kwargs, "q_reason": qr}
-        out = loss_fn(q_leaf, p_leaf, **loss_kwargs)
-        loss, aux = (out[0], out[1]) if isinstance(out, tuple) else (out, None)
-        if not (isinstance(loss, Tensor) and loss.ndim == 0 and loss.requires_grad):
-            raise ValueError("loss_fn must return a scalar tensor that depends on q and p (or a (loss, aux) tuple)")
-        loss.backward()
-        grads = [g if g is not None else torch.zeros_like(x) for g, x in ((q_leaf.grad, q_leaf), (p_leaf.grad, p_leaf))]
-        jobs = [(inp, st, g, c) for inp, st, g in ((q_inputs, q_states, grads[0]), (p_inputs, p_states, grads[1]))
-                for st, c in zip(st, self._chunks(inp))]
-        for k, (inp, st, g, (s, e)) in enumerate(jobs):
-            sync = self.no_sync is None or k == len(jobs) - 1
-            with (nullcontext() if sync else self.no_sync()), (st.replay() if self.replay_rng else nullcontext()):
-                emb = self.embed_fn(slice_inputs(inp, s, e))
-                if self.backward is None: torch.autograd.backward(emb, grad_tensors=g[s:e].to(emb.dtype))
-                else: self.backward(emb, g[s:e].to(emb.dtype), k == len(jobs) - 1)
-        return loss.detach(), aux
+# %% ../nbs/06_loss.ipynb #91a58c50
+@patch
+def step(self: GradCache, q_inputs: Mapping, p_inputs: Mapping, loss_fn: Callable[..., Any],
+         q_reason_inputs: Mapping | None = None, **loss_kwargs) -> tuple[Tensor, Any]:
+    "Embed, compute `loss_fn` on the full batch and accumulate parameter gradients; returns `(detached loss, aux)`."
+    q, q_states = self.embed_no_grad(q_inputs)
+    p, p_states = self.embed_no_grad(p_inputs)
+    qr = self.embed_no_grad(q_reason_inputs, record=False)[0] if q_reason_inputs is not None else None
+    q_leaf, p_leaf = q.detach().requires_grad_(), p.detach().requires_grad_()
+    if qr is not None: loss_kwargs = {**loss_kwargs, "q_reason": qr}
+    out = loss_fn(q_leaf, p_leaf, **loss_kwargs)
+    loss, aux = (out[0], out[1]) if isinstance(out, tuple) else (out, None)
+    if not (isinstance(loss, Tensor) and loss.ndim == 0 and loss.requires_grad):
+        raise ValueError("loss_fn must return a scalar tensor that depends on q and p (or a (loss, aux) tuple)")
+    loss.backward()
+    grads = [g if g is not None else torch.zeros_like(x) for g, x in ((q_leaf.grad, q_leaf), (p_leaf.grad, p_leaf))]
+    jobs = [(inp, st, g, c) for inp, st, g in ((q_inputs, q_states, grads[0]), (p_inputs, p_states, grads[1]))
+            for st, c in zip(st, self._chunks(inp))]
+    for k, (inp, st, g, (s, e)) in enumerate(jobs):
+        sync = self.no_sync is None or k == len(jobs) - 1
+        with (nullcontext() if sync else self.no_sync()), (st.replay() if self.replay_rng else nullcontext()):
+            emb = self.embed_fn(slice_inputs(inp, s, e))
+            if self.backward is None: torch.autograd.backward(emb, grad_tensors=g[s:e].to(emb.dtype))
+            else: self.backward(emb, g[s:e].to(emb.dtype), k == len(jobs) - 1)
+    return loss.detach(), aux

@@ -44,6 +44,7 @@ class LoraSettings:
     dropout: float = opt(0.1, help="dropout on the LoRA input")
     target_modules: list[str] = opt(DECODER_LORA_TARGETS, help="names of the linear layers that get adapters")
 
+# %% ../nbs/02_models.ipynb #ab472755
 @dataclass
 class EmbedderConfig:
     "How to load and run an embedding model."
@@ -94,6 +95,7 @@ def _read_json(p: Path) -> dict | list | None:
     except FileNotFoundError: return None
     except json.JSONDecodeError as e: raise ConfigError(f"{p}:{e.lineno}: invalid JSON: {e.msg}") from None
 
+# %% ../nbs/02_models.ipynb #5ccd7b06
 def st_pooling(folder) -> str | None:
     "The pooling ('mean', 'cls', 'last') of a sentence-transformers folder, or None if it has none."
     folder = Path(folder)
@@ -116,6 +118,7 @@ def st_pooling(folder) -> str | None:
             return mode
     return None
 
+# %% ../nbs/02_models.ipynb #5bbfc6e1
 def transformer_folder(folder) -> Path:
     "The folder holding the Hugging Face model inside a (possibly sentence-transformers) folder."
     folder = Path(folder)
@@ -125,6 +128,7 @@ def transformer_folder(folder) -> Path:
             if m.get("type", "").endswith("Transformer"): return folder / m.get("path", "")
     return folder
 
+# %% ../nbs/02_models.ipynb #b01e5cfd
 def is_decoder_config(config) -> bool:
     "True for causal decoder backbones (Qwen, Llama, Mistral, ...), False for bidirectional encoders."
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
@@ -353,26 +357,6 @@ class Embedder(EmbedderBase):
         self._load()
         self._replicas: dict[str, tuple] = {}
 
-    def _load(self):
-        self._load_text_side()
-        cfg, src, adapter_cfg = self.config, Path(self.source), self.adapter_config
-        model = _load_backbone(self.base_path, self.weights_dtype, self.remote_code)
-        if getattr(model.config, "use_cache", None) is not None: model.config.use_cache = False
-        if adapter_cfg:
-            from peft import PeftModel
-            model = PeftModel.from_pretrained(model, str(src), is_trainable=cfg.lora is not None)
-        elif cfg.lora is not None:
-            from peft import LoraConfig, get_peft_model
-            lc = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                            target_modules=_lora_targets(model, cfg.lora.target_modules), task_type="FEATURE_EXTRACTION")
-            model = get_peft_model(model, lc)
-        self.model = model.to(self.device)
-        self.model.eval()
-        fwd = inspect.signature(self._base_model().forward).parameters
-        self._pass_positions = self.is_decoder and "position_ids" in fwd
-        self._pass_use_cache = "use_cache" in fwd
-        if cfg.gradient_checkpointing: self.enable_gradient_checkpointing()
-
     def _base_model(self):
         m = self.model
         return m.get_base_model() if hasattr(m, "get_base_model") else m
@@ -389,12 +373,35 @@ class Embedder(EmbedderBase):
         return (f"Embedder({self.source}, {'decoder' if self.is_decoder else 'encoder'}, pooling={self.pooling}, dim={self.dim}, "
                 f"device={self.device}, dtype={self.compute_dtype}, lora={self.is_peft})")
 
+# %% ../nbs/02_models.ipynb #775cdfff
+@patch
+def _load(self: Embedder):
+    self._load_text_side()
+    cfg, src, adapter_cfg = self.config, Path(self.source), self.adapter_config
+    model = _load_backbone(self.base_path, self.weights_dtype, self.remote_code)
+    if getattr(model.config, "use_cache", None) is not None: model.config.use_cache = False
+    if adapter_cfg:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, str(src), is_trainable=cfg.lora is not None)
+    elif cfg.lora is not None:
+        from peft import LoraConfig, get_peft_model
+        lc = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                        target_modules=_lora_targets(model, cfg.lora.target_modules), task_type="FEATURE_EXTRACTION")
+        model = get_peft_model(model, lc)
+    self.model = model.to(self.device)
+    self.model.eval()
+    fwd = inspect.signature(self._base_model().forward).parameters
+    self._pass_positions = self.is_decoder and "position_ids" in fwd
+    self._pass_use_cache = "use_cache" in fwd
+    if cfg.gradient_checkpointing: self.enable_gradient_checkpointing()
+
 # %% ../nbs/02_models.ipynb #6d1fdefe
 def _check_texts(texts):
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
         bad = texts if isinstance(texts, str) else next(i for i, t in enumerate(texts) if not isinstance(t, str))
         raise TypeError(f"expected a list of strings; got {'a single string' if isinstance(texts, str) else f'{type(texts[bad]).__name__} at index {bad}'}")
 
+# %% ../nbs/02_models.ipynb #85babd64
 def _ids_of(tokenizer, texts: list[str], max_len: int, manual_eos: bool) -> list[list[int]]:
     "Unpadded token ids: truncated, EOS appended by hand for slow tokenizers, an empty text given its EOS as its one token."
     ids = tokenizer(list(texts), truncation=True, max_length=max_len - manual_eos)["input_ids"]
@@ -402,6 +409,7 @@ def _ids_of(tokenizer, texts: list[str], max_len: int, manual_eos: bool) -> list
     fill = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
     return [x or [fill] for x in ids]        # '' with append_eos auto has no token at all: something must be pooled
 
+# %% ../nbs/02_models.ipynb #7a12ec7f
 def _tokenize_with(tokenizer, texts: list[str], max_len: int, manual_eos: bool, device) -> dict:
     _check_texts(texts)
     enc = None if manual_eos else tokenizer(list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt")
@@ -410,23 +418,27 @@ def _tokenize_with(tokenizer, texts: list[str], max_len: int, manual_eos: bool, 
                             return_tensors="pt")
     return {k: v.to(device) for k, v in enc.items()}
 
+# %% ../nbs/02_models.ipynb #4fb5cf29
 @patch
 def tokenize(self: EmbedderBase, texts: list[str], is_query: bool) -> dict:
     "Tokenize formatted `texts` (query or passage max length, EOS for last pooling) into tensors on `self.device`."
     return _tokenize_with(self.tokenizer, texts, self.config.query_max_len if is_query else self.config.passage_max_len,
                           self._manual_eos, self.device)
 
+# %% ../nbs/02_models.ipynb #6569b60c
 @patch
 def token_ids(self: EmbedderBase, texts: list[str], is_query: bool) -> list[list[int]]:
     "The token ids `tokenize` gives each of `texts` (truncation, EOS), unpadded: what another engine is fed."
     _check_texts(texts)
     return _ids_of(self.tokenizer, texts, self.config.query_max_len if is_query else self.config.passage_max_len, self._manual_eos)
 
+# %% ../nbs/02_models.ipynb #aa7713d9
 @patch
 def _autocast(self: Embedder, device: torch.device):
     if self.compute_dtype == torch.float32: return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=self.compute_dtype)
 
+# %% ../nbs/02_models.ipynb #0f785f14
 @patch
 def _output_for(self: EmbedderBase, texts, output_dtype: str) -> tuple[list[str], np.ndarray]:
     "Every backend's `encode` input check: `(texts as a list, zeros [n, dim] of output_dtype)`."
@@ -576,12 +588,13 @@ def enable_gradient_checkpointing(self: Embedder) -> Embedder:
 
 # %% ../nbs/02_models.ipynb #89292550
 @patch
-def saved_settings(self: Embedder, instruction: str | None = None) -> dict:
-    "The settings written to `reasonembed.json`."
+def saved_settings(self: Embedder, instruction: str | None = None, training_data: dict | None = None) -> dict:
+    "The settings written to `reasonembed.json` (with `training_data`: the datasets a trained model's rows came from, `{name: rows}`)."
     d = {k: getattr(self.config, k) for k in _SAVED_KEYS}
     d.update(pooling=self.pooling, append_eos=self.append_eos, padding_side=self.padding_side,
              query_template=self.config.query_template, instruction=instruction, dim=self.dim,
              is_decoder=self.is_decoder, base_model=str(self.base_path))
+    if training_data: d["training_data"] = dict(training_data)
     return d
 
 @patch
@@ -625,13 +638,14 @@ def _save_tokenizer(self: Embedder, folder: Path):
         if not appends_eos(AutoTokenizer.from_pretrained(folder)):
             log.warning(f"{folder}: the saved tokenizer does not append EOS when reloaded; sentence-transformers embeddings will differ")
 
+# %% ../nbs/02_models.ipynb #b4da860b
 @patch
 def save(self: Embedder, path, adapter: bool = True, merged: bool = True, sentence_transformers: bool = True,
-         instruction: str | None = None) -> Path:
+         instruction: str | None = None, training_data: dict | None = None) -> Path:
     "Write `path/adapter` (LoRA), `path/merged` (full model + tokenizer) and a sentence-transformers layout at `path`."
     if sentence_transformers: self._query_prompt(instruction)      # fail before writing anything
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    settings = json.dumps(self.saved_settings(instruction), indent=2)
+    settings = json.dumps(self.saved_settings(instruction, training_data), indent=2)
     adapter_dir = path / "adapter"
     if self.is_peft and (adapter or merged or sentence_transformers):
         tmp_adapter = adapter_dir if adapter else Path(tempfile.mkdtemp())

@@ -20,7 +20,8 @@ log = get_logger("pipeline")
 # %% auto #0
 __all__ = ['log', 'INJECTED', 'MOVED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'config_blocks', 'Stage',
            'RunConfig', 'read_run_config', 'parse_run_config', 'load_run_config', 'StageOutput', 'execute_stages',
-           'run_pipeline', 'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'run_cli']
+           'run_pipeline', 'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'stage_refs',
+           'run_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59e3f1ac
 def notebooks_dir() -> Path:
@@ -83,7 +84,7 @@ MOVED = {
         "epochs": "epochs", "lr": "lr", "warmup_ratio": "warmup_ratio", "grad_cache_chunk": "grad_cache_chunk",
         "deepspeed": "deepspeed", "save_every": "save_every", "seed": "seed"}.items()},
     "22_evaluate": {"query_max_len": "evaluation.query_max_len", "passage_max_len": "evaluation.passage_max_len",
-                    "batch_size": "evaluation.batch_size", "dtype": "evaluation.embedder_overrides.dtype"},
+                    "batch_size": "evaluation.batch_size", "dtype": "evaluation.embedder.dtype"},
 }
 
 @dataclass
@@ -364,6 +365,12 @@ def stage_dirs(run_dir: str, stage_dir: str, stage: str, params: dict | None = N
 def stage_ref(ref: str, run_dir) -> str:
     "`@stage/path` → `<run_dir>/stage/path`; anything else unchanged."
     return str(Path(run_dir) / ref[1:]) if isinstance(ref, str) and ref.startswith("@") else ref
+
+def stage_refs(obj, run_dir):
+    "`stage_ref` through a config block: every `@stage/...` string in nested mappings and lists."
+    if isinstance(obj, dict): return {k: stage_refs(v, run_dir) for k, v in obj.items()}
+    if isinstance(obj, list): return [stage_refs(v, run_dir) for v in obj]
+    return stage_ref(obj, run_dir)
 
 # %% ../nbs/09_pipeline.ipynb #62d605de
 def run_cli(

@@ -55,6 +55,7 @@ PROMPTS: dict[str, str] = {
         "helpful document would explain. Do not give the final answer."),
 }
 
+# %% ../nbs/05_prompts.ipynb #0c3c84ed
 # (query, document, query analysis, document analysis, score): two worked examples per kind, one relevant, one not.
 ANNOTATION_EXAMPLES: dict[str, list[tuple[str, str, str, str, int]]] = {
     "post": [

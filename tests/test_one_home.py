@@ -12,18 +12,18 @@ from reasonembed.config import from_dict, load_config
 from reasonembed.data import Doc, TrainSample, load_jsonl, write_jsonl
 from reasonembed.domains import BRIGHT_DOMAINS
 from reasonembed.llm import FunctionLLM
-from reasonembed.remixer import RemixerConfig, demo_config, run_remixer
+from reasonembed.synthesis import RemixerConfig, demo_config, run_remixer
 from reasonembed.testing import HashEmbedder
 from reasonembed.training import TrainConfig, train
 
 
 def _tiny_training(tmp_path, **train_cfg):
-    "One MiniLM step on 8 samples; returns the tau values the loss was called with and the run's recorded config."
+    "One MiniLM step on 8 samples; returns the temperatures the loss was called with and the run's recorded config."
     write_jsonl(tmp_path / "train.jsonl", demo_samples(8, n_neg=2, seed=3))
     taus = []
     real = loss_mod.ri_info_nce
     def spy(*a, **kw):
-        taus.append(kw["tau"]); return real(*a, **kw)
+        taus.append(kw["temperature"]); return real(*a, **kw)
     base = {"data": [str(tmp_path / "train.jsonl")], "output_dir": str(tmp_path / "run"), "max_steps": 1, "save_model": False,
             "plot": False, "progress": False, "embedder": {"model": "minilm", "query_max_len": 32, "passage_max_len": 48},
             "batching": {"batch_size": 4, "group_size": 2}, "loss": {"mode": "basic"}}
@@ -80,3 +80,13 @@ def test_a_domain_sizes_live_in_the_registry(tmp_path):
         cfg = load_config(RemixerConfig, sets=["n_sources=3", "search_k=8", "keep_k=6", "domain=biology"])
         _, rows = _scripted_remixer_run(tmp_path, cfg)
     assert rows and all((r.group_size, r.batch_size) == (4, 32) for r in rows)   # ReMixer's rows carry it
+
+
+def test_the_loss_functions_take_the_temperature_by_name_and_without_default():
+    "One name for the temperature down to the loss (keyword-only, no default there): LossConfig is its one home."
+    import inspect
+    for fn in (loss_mod.info_nce_per_sample, loss_mod.ri_info_nce):
+        p = inspect.signature(fn).parameters
+        assert "tau" not in p and p["temperature"].kind is inspect.Parameter.KEYWORD_ONLY
+        assert p["temperature"].default is inspect.Parameter.empty, fn.__name__
+    assert "BACKBONE_DEFAULTS" not in loss_mod.LossConfig.__dataclass_fields__["temperature"].metadata["help"]

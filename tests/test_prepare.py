@@ -10,7 +10,7 @@ import yaml
 
 from reasonembed.cli import main
 from reasonembed.data import write_jsonl
-from reasonembed.pipeline import load_run_config, run_pipeline, run_summary
+from reasonembed.pipeline import load_run_config, resume_run, run_pipeline, run_summary
 from reasonembed.prepare import demo_labelled_set
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +122,7 @@ def test_labelled_profile_end_to_end(demo_set, tmp_path, monkeypatch):
     st["train_basic"]["params"]["train"] = {**TINY, "loss": {"mode": "basic"}, "max_steps": 2}
     st["train_ri"]["params"]["train"] = {**TINY, "loss": {"mode": "ri", "ri_start_step": 1}, "max_steps": 2}
     st["train_ri"]["params"]["intensity_samples"] = 4
+    for stage in ("train_basic", "train_ri"): st[stage]["params"]["seeds"] = [0, 1]     # the profile's 3 seeds, reduced
     st["evaluate"]["params"]["evaluation"] = {"query_max_len": 48, "passage_max_len": 96}
     cfg = tmp_path / "labelled.yaml"
     cfg.write_text(yaml.safe_dump(profile, sort_keys=False))
@@ -133,10 +134,19 @@ def test_labelled_profile_end_to_end(demo_set, tmp_path, monkeypatch):
     assert (prep["rows"], prep["heldout_queries"], prep["domain"]) == (12, 4, "pydoc")
     for stage, mode in [("train_basic", "basic"), ("train_ri", "ri")]:
         s = json.loads((run / stage / "train_summary.json").read_text())
-        assert (s["mode"], s["steps"], s["samples"]) == (mode, 2, 12)
+        assert (s["mode"], s["steps"], s["samples"]) == (mode, 2, 12) and sorted(s["seeds"]) == ["0", "1"]
+        seeds = json.loads((run / stage / "seeds.json").read_text())["models"]
+        assert all((run / stage / f"seed-{k}" / "model" / "modules.json").exists() for k in seeds)
+        assert [yaml.safe_load((run / stage / f"seed-{k}" / "train_config.yaml").read_text())["seed"] for k in ("0", "1")] == [0, 1]
     ev = json.loads((run / "evaluate" / "evaluation.json").read_text())
-    assert [r["model"] for r in ev["tables"]["held-out"]] == ["base", "Basic", "RI"]
+    rows = [r["model"] for r in ev["tables"]["held-out"]]
+    assert rows == ["base", "Basic seed 0", "Basic seed 1", "Basic", "RI seed 0", "RI seed 1", "RI"], rows
     assert all(0 <= r["Avg"] <= 100 for r in ev["tables"]["held-out"])
+    t = {r["model"]: r["Avg"] for r in ev["tables"]["held-out"]}
+    assert abs(t["Basic"] - (t["Basic seed 0"] + t["Basic seed 1"]) / 2) < 1e-9            # the group row: the seeds' mean
+    assert ev["baseline"] == "Basic" and "RI" in ev["significance"]["held-out"]["vs_baseline"]   # RI against Basic, tested
+    assert [r["model"] for r in ev["seed_tables"]["held-out"]] == ["Basic", "RI"]
+    assert "mean ± sd over seeds" in (run / "evaluate" / "evaluation.md").read_text()
     report = (run / "report.md").read_text()
     assert "## Retrieval" in report and "## Labelled data (`prepare`)" in report and "12 training rows" in report
     # the terminal saw each stage's own progress while it ran
@@ -149,6 +159,12 @@ def test_labelled_profile_end_to_end(demo_set, tmp_path, monkeypatch):
     summary = run_summary(run)
     assert "| base |" in summary and "| RI |" in summary and "time per stage: prepare" in summary
     assert f"report: {run / 'report.md'}" in summary
+    # each seed resumes on its own: a finished seed is kept, an interrupted one continues
+    kept = (run / "train_basic" / "seed-0" / "model" / "reasonembed.json").stat().st_mtime_ns
+    (run / "train_basic" / "DONE").unlink(); (run / "train_basic" / "seed-1" / "train_state.json").unlink()
+    resume_run(run, progress=False)
+    assert (run / "train_basic" / "seed-0" / "model" / "reasonembed.json").stat().st_mtime_ns == kept
+    assert json.loads((run / "train_basic" / "seed-1" / "train_state.json").read_text())["finished"]
 
 
 def test_graded_heldout_is_scored_with_its_grades(tmp_path):

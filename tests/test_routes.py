@@ -123,4 +123,4 @@ def test_route1_profile_names_the_released_models_and_the_authors_settings():
     assert (ev["bright_dir"], ev["r2med_dir"], ev["bm25"], ev["evaluation"]["top_k"]) == ("hub", "hub", True, 2000)
     cfgs = [from_dict(EvalConfig, {**ev["evaluation"], "benchmark": b}) for b in ("bright", "r2med")]
     assert [max_lengths(c) for c in cfgs] == [(8192, 8192), (512, 512)]
-    assert ev["evaluation"]["embedder_overrides"] == {"dtype": "float16", "pooling": "last", "backend": "vllm"}   # FlagEmbedding: use_fp16
+    assert ev["evaluation"]["embedder"] == {"dtype": "float16", "pooling": "last", "backend": "vllm"}   # FlagEmbedding: use_fp16

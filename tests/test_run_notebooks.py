@@ -27,7 +27,7 @@ def test_parameters_cell_is_flat_and_papermill_reads_all_of_it(nb):
     ours = notebook_parameters(nb)
     assert {"run_dir", "stage_dir"} <= set(ours)
     for k, v in ours.items():
-        assert isinstance(v, (str, int, float, bool, dict, type(None))), f"{nb.name}: {k} = {v!r} is not a flat value"
+        assert isinstance(v, (str, int, float, bool, dict, list, type(None))), f"{nb.name}: {k} = {v!r} is not a flat value"
     cell = next(c for c in nbformat.read(str(nb), 4).cells if "parameters" in c.metadata.get("tags", []))
     seen = [p.name for p in papermill_translators.find_translator("python3", "python").inspect(cell)]
     assert seen == list(ours), f"{nb.name}: papermill reads {seen}, the notebook declares {list(ours)}"
@@ -73,8 +73,8 @@ def test_paper_profiles_follow_the_recipe(backbone, start, route):
         assert (r["miner"]["backend"], r["miner"]["vllm_options"]) == ("vllm", {"hf_overrides": {"is_causal": False}})
         assert r["miner"]["dtype"] == "float16" and "annotation_doc_chars" not in r         # fp16 mining; whole documents
     ev = st["evaluate"]
-    assert ev["bright_dir"] == "hub" and ev["r2med_dir"] == "hub" and ev["evaluation"]["embedder_overrides"]["backend"] == "vllm"
-    assert ev["evaluation"]["embedder_overrides"]["dtype"] == "float16" and ev["models"].split(",")[0] == start
+    assert ev["bright_dir"] == "hub" and ev["r2med_dir"] == "hub" and ev["evaluation"]["embedder"]["backend"] == "vllm"
+    assert ev["evaluation"]["embedder"]["dtype"] == "float16" and ev["models"].split(",")[0] == start
     assert [max_lengths(from_dict(EvalConfig, {**ev["evaluation"], "benchmark": b})) for b in ("bright", "r2med")] == [(8192, 8192), (512, 512)]
 
 
@@ -146,6 +146,61 @@ def test_reduced_demo_through_papermill(tmp_path, monkeypatch):
     resume_run(run, progress=False)
     assert all((run / s / "DONE").stat().st_mtime_ns == before[s] for s in REDUCED["stages"] if s != "report")
     assert (run / "report" / "DONE").exists()
+
+
+def reduced_demo(tmp_path) -> dict:
+    "configs/demo.yaml (the whole method on theoremqa-mini), reduced: 24 training and 12 held-out questions, short texts, 1-2 steps."
+    from reasonembed.config import deep_merge
+    from reasonembed.hub import resolve_dataset
+    from reasonembed.pipeline import read_run_config
+    ids = sorted(json.loads(l)["id"] for l in (Path(resolve_dataset("theoremqa-mini")) / "examples" / "theoremqa_mini.jsonl").open())
+    (tmp_path / "train_ids.txt").write_text("\n".join(ids[:24])); (tmp_path / "heldout_ids.txt").write_text("\n".join(ids[24:36]))
+    tiny = {"embedder": {"query_max_len": 64, "passage_max_len": 64}, "batching": {"batch_size": 4}, "epochs": 1, "save_every": 0}
+    return deep_merge(read_run_config(ROOT / "configs" / "demo.yaml"), {"name": "reduced-theoremqa", "stages": {
+        "prepare": {"params": {"prepare": {"train_ids": str(tmp_path / "train_ids.txt"), "heldout_ids": str(tmp_path / "heldout_ids.txt"),
+                                           "miner": {"query_max_len": 64, "passage_max_len": 64}}}},
+        "synthesize": {"params": {"remixer": {"n_sources": 8, "keep_k": 3, "generation_sampling": {"max_tokens": 40},
+                                              "reasoning_sampling": {"max_tokens": 16}}}},
+        "train_synthetic": {"params": {"train": {**tiny, "max_steps": 1}}},
+        "train_basic": {"params": {"train": {**tiny, "max_steps": 2}}},
+        "train_ri": {"params": {"train": {**tiny, "max_steps": 2, "loss": {"ri_start_step": 1}}, "intensity_samples": 4}},
+        "evaluate": {"params": {"evaluation": {"query_max_len": 64, "passage_max_len": 64}}}}})
+
+
+def test_reduced_theoremqa_demo_through_papermill(tmp_path, monkeypatch):
+    "The demo's profile end to end: prepare -> ReMixer -> three trainings -> the four-row table -> report; resumable."
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    profile = reduced_demo(tmp_path)
+    cfg = tmp_path / "reduced.yaml"
+    cfg.write_text(yaml.safe_dump(profile, sort_keys=False))
+    run = run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
+    stages = list(profile["stages"])
+    assert stages == ["prepare", "synthesize", "train_synthetic", "train_basic", "train_ri", "evaluate", "report"]
+    for stage in stages: assert (run / stage / "DONE").exists() and (run / stage / f"{stage}.ipynb").exists(), stage
+    prep = json.loads((run / "prepare" / "prepare.json").read_text())
+    assert (prep["rows"], prep["heldout_queries"], prep["q_prime"]["none"]) == (24, 12, 24) and prep["documents"] == 354
+    held_gold = set((run / "prepare" / "heldout_gold_ids.txt").read_text().split())
+    rows = [json.loads(l) for l in (run / "synthesize" / "train.jsonl").read_text().splitlines()]
+    assert rows and all(r["meta"]["dataset"] == "theoremqa-mini" for r in rows)
+    sources = [json.loads(l)["id"] for l in (run / "synthesize" / "remixer" / "theoremqa_theorems" / "sources.jsonl").read_text().splitlines()]
+    assert sources and not set(sources) & held_gold                   # the held-out questions' theorems are never sources
+    assert (run / "synthesize" / "remixer" / "theoremqa_theorems" / "contamination.json").exists()
+    ri = yaml.safe_load((run / "train_ri" / "train_config.yaml").read_text())
+    assert ri["loss"]["mode"] == "ri" and len(ri["data"]) == 2          # the labelled rows and the synthetic ones
+    saved = json.loads((run / "train_basic" / "model" / "reasonembed.json").read_text())
+    assert saved["training_data"] == {"theoremqa-mini": 24 + len(rows)}
+    ev = json.loads((run / "evaluate" / "evaluation.json").read_text())
+    assert [r["model"] for r in ev["tables"]["held-out"]] == ["base", "synthetic only", "Basic", "RI"]
+    assert all(0 <= r["Avg"] <= 100 for r in ev["tables"]["held-out"])
+    report = (run / "report.md").read_text()
+    for part in ("## Labelled data", "## Synthesis", "## Training", "## Retrieval", "Stage times", "| synthetic only |"):
+        assert part in report, part
+    before = {s: (run / s / "DONE").stat().st_mtime_ns for s in stages}
+    (run / "evaluate" / "DONE").unlink()
+    resume_run(run, progress=False)
+    assert all((run / s / "DONE").stat().st_mtime_ns == before[s] for s in stages if s not in ("evaluate", "report"))
+    ev2 = json.loads((run / "evaluate" / "evaluation.json").read_text())
+    assert ev2["tables"] == ev["tables"]                                # a resumed evaluation gives the same table
 
 
 def test_bad_parameters_fail_before_any_work(tmp_path):

@@ -8,12 +8,12 @@ PIP    := $(BIN)/python -m pip
 # e.g. `make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
 TORCH_SPEC ?= torch==2.13.0
 # Test flags run by `make test` besides the default cells (`slow` and `cuda` cells are skipped).
-TEST_FLAGS ?= vllm
+TEST_FLAGS ?= vllm mteb
 CONFIG ?= configs/demo.yaml
 # nbdev-test runs 2 notebooks at once: one torch thread each, or the two fight over the 2 cores (50-100x slower).
 NBTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --cell-timing-min 30
 
-.PHONY: install install-vllm test test-fast demo check-sync clean-venv lab figures
+.PHONY: install install-vllm install-mteb test test-fast demo check-sync clean-venv lab figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,18 @@ $(VENV)/.installed-vllm: $(VENV)/.installed
 
 install-vllm: $(VENV)/.installed-vllm
 
+# The [mteb] extra for the `mteb`-flagged tests (reasonembed.mteb against mteb's own task code): ~10 s, mteb + polars.
+$(VENV)/.installed-mteb: $(VENV)/.installed
+	bash .ci/install_mteb.sh $(BIN)/python
+	touch $@
+
+install-mteb: $(VENV)/.installed-mteb
+
 # Notebooks must be clean and the package in sync with them (as nbdev's CI checks).
 check-sync: install
 	bash .ci/check_sync.sh $(BIN)
 
-test: install install-vllm check-sync
+test: install install-vllm install-mteb check-sync
 	$(NBTEST) --flags "$(TEST_FLAGS)"
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 
@@ -56,6 +63,18 @@ figures: install
 	for nb in $(FIGURE_NBS); do $(NBTEST) --save $$nb || exit 1; done
 	$(BIN)/python .ci/keep_figures.py $(FIGURE_NBS)
 	$(BIN)/nbdev-clean
+
+# The GPU check (tests/gpu/gpu_check.py): on one H100/H200 of an installed checkout, at most 8 minutes, every part
+# time-boxed; report in outputs/gpu-check/report.md + report.json. `make gpu-check GPU_CHECK_ARGS=--cpu-dry-run` runs the
+# tiny-shape dry run on a CPU (tests/test_gpu_check.py runs it in `make test`).
+GPU_CHECK_ARGS ?=
+.PHONY: gpu-check
+gpu-check:
+	$(BIN)/python tests/gpu/gpu_check.py $(GPU_CHECK_ARGS)
+
+# README.md is rendered from nbs/index.ipynb (its source; tests/test_package.py keeps them equal).
+readme:
+	$(PYTHON) .ci/render_readme.py
 
 lab: install
 	$(BIN)/jupyter lab nbs/

@@ -66,3 +66,13 @@ def test_offline_dataset_loads_from_an_installed_wheel(tmp_path):
                          env={**__import__("os").environ, "PYTHONPATH": str(site)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["354", "376", "376"]
+
+
+def test_readme_is_the_index_notebook_rendered():
+    "nbs/index.ipynb is the README's source (nbdev's readme_nb): `make readme` writes README.md from it."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("render_readme", ROOT / ".ci" / "render_readme.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    assert (ROOT / "README.md").read_text() == mod.render(), "README.md differs from nbs/index.ipynb: run `make readme`"
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["nbdev"]
+    assert cfg["readme_nb"] == "index.ipynb"

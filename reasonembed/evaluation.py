@@ -164,6 +164,7 @@ def _task_list(cfg: EvalConfig) -> list[str]:
     if not tasks: raise ConfigError(f"{cfg.bright_dir}: no tasks found")
     return tasks
 
+# %% ../nbs/03c_evaluation.ipynb #3df65f40
 def local_benchmark(folder) -> dict:
     "`EvalConfig` settings of a local benchmark folder: BRIGHT layout (`examples/`) or R2MED / BEIR task folders, with its `instructions.json`."
     folder = Path(resolve_dataset(folder))
@@ -173,6 +174,7 @@ def local_benchmark(folder) -> dict:
     raise DataError(f"{folder}: not a local benchmark: no examples/ (BRIGHT layout) and no task folder with a corpus.jsonl "
                     f"(R2MED / BEIR layout)")
 
+# %% ../nbs/03c_evaluation.ipynb #4d1e982b
 def load_task(cfg: EvalConfig, task: str):
     "Load `task` as `cfg` says: `(docs, queries, qrels)`."
     if cfg.benchmark == "r2med":
@@ -182,14 +184,17 @@ def load_task(cfg: EvalConfig, task: str):
                             revision=cfg.revision or BRIGHT_REVISION, instructions={**local_instructions(cfg.bright_dir), **cfg.instructions},
                             strict_gold=cfg.strict_gold)
 
+# %% ../nbs/03c_evaluation.ipynb #e6fbe626
 def max_lengths(cfg: EvalConfig) -> tuple[int, int]:
     "`(query, passage)` token limits of an evaluation: the config's, else the benchmark's (`MAX_LEN`)."
     return cfg.query_max_len or MAX_LEN[cfg.benchmark], cfg.passage_max_len or MAX_LEN[cfg.benchmark]
 
+# %% ../nbs/03c_evaluation.ipynb #b4bc1e70
 def corpus_cache_dir(cfg: EvalConfig) -> Path:
     "Where an evaluation caches its corpus embeddings: `cfg.cache_dir`, else `<reasonembed cache>/embeddings`."
     return Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "embeddings"
 
+# %% ../nbs/03c_evaluation.ipynb #f3d2b89a
 def load_embedder(cfg: EvalConfig):
     """The encoder of `cfg.model` with `cfg.embedder`'s settings and the evaluation lengths: an `Embedder`, or a
     `VLLMEncoder` with `embedder.backend: vllm`. A setting left at EmbedderConfig's default yields to the one saved with the model."""

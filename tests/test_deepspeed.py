@@ -6,9 +6,7 @@ import pathlib, subprocess, sys
 import pytest
 import torch
 
-from reasonembed.batching import demo_samples
-from reasonembed.data import write_jsonl
-from reasonembed.testing import make_tiny_decoder
+from train_worker import training_set   # tests/train_worker.py: the data and model these tests share
 from reasonembed.training import checkpoints, read_log
 
 pytest.importorskip("deepspeed")
@@ -20,10 +18,7 @@ ZERO1 = str(ROOT / "configs" / "zero1.json")
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ds")
-    samples = demo_samples(16, n_neg=3, domains=("a", "b"), seed=4)
-    write_jsonl(tmp / "train.jsonl", samples)
-    model = make_tiny_decoder(tmp / "tiny", texts=[s.pos[0] for s in samples])
-    return tmp, [str(tmp / "train.jsonl"), str(model)]
+    return tmp, training_set(tmp)
 
 
 def _train(args, out, chunk=0, *sets):

@@ -10,9 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from reasonembed.batching import demo_samples
-from reasonembed.data import write_jsonl
-from reasonembed.testing import make_tiny_decoder
+from train_worker import training_set   # tests/train_worker.py: the data and model these tests share
 from reasonembed.training import checkpoints, read_log, torchrun_args
 
 WORKER = pathlib.Path(__file__).resolve().parent / "train_worker.py"
@@ -50,10 +48,8 @@ def _run_together(cmds_envs: list, logs: pathlib.Path, timeout: float = 300):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multinode")
-    samples = demo_samples(16, n_neg=3, domains=("a", "b"), seed=4)
-    write_jsonl(tmp / "train.jsonl", samples)
-    model = make_tiny_decoder(tmp / "tiny", texts=[s.pos[0] for s in samples])
-    worker = lambda out: [str(WORKER), str(tmp / "train.jsonl"), str(model), str(tmp / out), "2", "0"]   # 2 queries per rank
+    data, model = training_set(tmp)
+    worker = lambda out: [str(WORKER), data, model, str(tmp / out), "2", "0"]   # 2 queries per rank
     # 1 node x 2 processes (the reference; tests/test_training_distributed.py shows it equals one process on batch 4)
     _run_together([(torchrun_args(2) + worker("one-node"), _clean_env())], tmp / "logs-one-node")
     # 2 nodes x 1 process: node 0 and node 1 meet at node 0's address and port

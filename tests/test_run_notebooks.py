@@ -135,7 +135,8 @@ def test_reduced_demo_through_papermill(tmp_path, monkeypatch):
     assert all(0 <= r["Avg"] <= 100 for r in ev["tables"]["held-out"])
     assert min(ev["st_check_min_cosine"].values()) > 0.999
     report = (run / "report.md").read_text()
-    for part in ("## Configuration", "## Synthesis", "## Training", "## Retrieval", "training_curves.png", "ndcg10.png"):
+    for part in ("## Configuration", "## Synthesis", "## Training", "## Retrieval", "training_curves.png", "ndcg10.png",
+                 "median RI", "intensity.png"):
         assert part in report, part
     for img in [l.split("](")[1].rstrip(")") for l in report.splitlines() if l.startswith("![")]:
         assert (run / img).exists(), img

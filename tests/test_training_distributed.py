@@ -8,9 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from reasonembed.data import write_jsonl
-from reasonembed.testing import make_tiny_decoder
-from reasonembed.batching import demo_samples
+from train_worker import training_set   # tests/train_worker.py: the data and model these tests share
 from reasonembed.training import read_log, checkpoints
 
 WORKER = pathlib.Path(__file__).resolve().parent / "train_worker.py"
@@ -24,10 +22,8 @@ def _run(cmd):
 @pytest.mark.parametrize("chunk", [0, 2])
 def test_two_process_training_equals_single_process(tmp_path, chunk):
     "chunk=2: both runs use GradCache with chunks of 2 texts."
-    samples = demo_samples(16, n_neg=3, domains=("a", "b"), seed=4)
-    write_jsonl(tmp_path / "train.jsonl", samples)
-    model = make_tiny_decoder(tmp_path / "tiny", texts=[s.pos[0] for s in samples])   # no dropout: full fine-tuning
-    args = [str(tmp_path / "train.jsonl"), str(model)]
+    args = training_set(tmp_path)
+    model = pathlib.Path(args[1])
     _run([sys.executable, str(WORKER), *args, str(tmp_path / "single"), "4", str(chunk)])
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
           *args, str(tmp_path / "dist"), "2", str(chunk)])

@@ -7,6 +7,17 @@ from reasonembed.config import load_config
 from reasonembed.training import TrainConfig, train
 
 
+def training_set(root):
+    "The data and model the distributed-training tests share: 16 samples of two domains, a tiny decoder; `[data, model]`."
+    from reasonembed.batching import demo_samples
+    from reasonembed.data import write_jsonl
+    from reasonembed.testing import make_tiny_decoder
+    samples = demo_samples(16, n_neg=3, domains=("a", "b"), seed=4)
+    write_jsonl(root / "train.jsonl", samples)
+    model = make_tiny_decoder(root / "tiny", texts=[s.pos[0] for s in samples])   # no dropout: full fine-tuning
+    return [str(root / "train.jsonl"), str(model)]
+
+
 def main(data: str, model: str, out: str, batch_size: int, grad_cache_chunk: int = 0, *sets: str) -> None:
     torch.set_num_threads(1)
     base = dict(data=[data], output_dir=out, lr=1e-3, max_steps=3, save_every=0, save_model=False, plot=False,

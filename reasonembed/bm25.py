@@ -139,15 +139,17 @@ def _replace(self: _Porter, table: dict, key: str):
     for suffix, repl in table.get(key, ()):
         if self.ends(suffix): self.r(repl); return
 
-# %% ../nbs/03b_bm25.ipynb #8effbfd2
+# %% ../nbs/03b_bm25.ipynb #d3195fe5
 @patch
 def step3(self: _Porter):
     if self.k == 0: return
     self._replace(self._STEP3, self.b[self.k - 1])
 
+# %% ../nbs/03b_bm25.ipynb #c1c95ab1
 @patch
 def step4(self: _Porter): self._replace(self._STEP4, self.b[self.k])
 
+# %% ../nbs/03b_bm25.ipynb #b861b4a5
 @patch
 def step5(self: _Porter):
     if self.k == 0: return
@@ -157,6 +159,7 @@ def step5(self: _Porter):
     elif not any(self.ends(s) for s in self._STEP5.get(c, ())): return
     if self.m() > 1: self.k = self.j
 
+# %% ../nbs/03b_bm25.ipynb #18c03437
 @patch
 def step6(self: _Porter):
     self.j = self.k
@@ -165,6 +168,7 @@ def step6(self: _Porter):
         if a > 1 or (a == 1 and not self.cvc(self.k - 1)): self.k -= 1
     if self.b[self.k] == "l" and self.doublec(self.k) and self.m() > 1: self.k -= 1
 
+# %% ../nbs/03b_bm25.ipynb #d35cb394
 @patch
 def stem(self: _Porter) -> str:
     if self.k > 1:

@@ -113,12 +113,44 @@ def log_tail(self: _Worker, n: int = 4000) -> str:
     try: return self.log_path.read_text(errors="replace")[-n:]
     except OSError: return ""
 
+# %% ../nbs/02a_encoders.ipynb #433d2a6a
+@patch
+def close(self: _Worker):
+    if self.conn is not None:
+        try: self.conn.send(("close",)); self.conn.close()
+        except OSError: pass
+        self.conn = None
+    try: self.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired: self.kill()
+    if not self.failed: shutil.rmtree(self.dir, ignore_errors=True)
+
+@patch
+def kill(self: _Worker):
+    if self.proc.poll() is None:
+        self.proc.kill(); self.proc.wait()
+    if self.conn is not None:
+        try: self.conn.close()
+        except OSError: pass
+        self.conn = None
+
 # %% ../nbs/02a_encoders.ipynb #308e957d
 @patch
 def _fail(self: _Worker, what: str):
     self.kill(); self.failed = True                 # its folder (and log) stays for a look
     raise EncoderError(f"vLLM engine worker{'' if self.slot is None else ' on GPU ' + self.slot} {what}; its log "
                        f"({self.log_path}) ends:\n{self.log_tail()}")
+
+# %% ../nbs/02a_encoders.ipynb #bf021cf6
+@patch
+def recv(self: _Worker):
+    try: return self.conn.recv()
+    except (EOFError, OSError): self._fail(f"died (exit code {self.proc.poll()})")
+
+# %% ../nbs/02a_encoders.ipynb #607300ae
+@patch
+def send(self: _Worker, msg):
+    try: self.conn.send(msg)
+    except OSError: self._fail(f"died (exit code {self.proc.poll()})")
 
 # %% ../nbs/02a_encoders.ipynb #898d5b41
 @patch
@@ -144,38 +176,6 @@ def wait_ready(self: _Worker, timeout: float):
     status, payload = self.recv()
     if status != "ready": self._fail(f"could not start the engine:\n{payload}")
     self.info = payload
-
-# %% ../nbs/02a_encoders.ipynb #bf021cf6
-@patch
-def recv(self: _Worker):
-    try: return self.conn.recv()
-    except (EOFError, OSError): self._fail(f"died (exit code {self.proc.poll()})")
-
-# %% ../nbs/02a_encoders.ipynb #607300ae
-@patch
-def send(self: _Worker, msg):
-    try: self.conn.send(msg)
-    except OSError: self._fail(f"died (exit code {self.proc.poll()})")
-
-# %% ../nbs/02a_encoders.ipynb #433d2a6a
-@patch
-def close(self: _Worker):
-    if self.conn is not None:
-        try: self.conn.send(("close",)); self.conn.close()
-        except OSError: pass
-        self.conn = None
-    try: self.proc.wait(timeout=60)
-    except subprocess.TimeoutExpired: self.kill()
-    if not self.failed: shutil.rmtree(self.dir, ignore_errors=True)
-
-@patch
-def kill(self: _Worker):
-    if self.proc.poll() is None:
-        self.proc.kill(); self.proc.wait()
-    if self.conn is not None:
-        try: self.conn.close()
-        except OSError: pass
-        self.conn = None
 
 # %% ../nbs/02a_encoders.ipynb #7cf3e8b2
 def _close_all(workers: list):
@@ -212,16 +212,6 @@ class VLLMEncoder(EmbedderBase):
 
     @property
     def is_peft(self) -> bool: return False
-
-    def set_max_len(self, query: int | None = None, passage: int | None = None):
-        "As `Embedder.set_max_len`; an engine started for shorter inputs is restarted at the next `encode`."
-        super().set_max_len(query, passage)
-        if self._workers and max(self.config.query_max_len, self.config.passage_max_len) > self._engine_len: self.close()
-        return self
-
-    @property
-    def engine_info(self) -> list[dict]:
-        return [w.info for w in self._workers]
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
@@ -262,6 +252,19 @@ def start(self: VLLMEncoder, timeout: float = 3600) -> "VLLMEncoder":
 def close(self: VLLMEncoder):
     "Stop the engine workers (the next `encode` starts them again)."
     _close_all(self._workers)
+
+# %% ../nbs/02a_encoders.ipynb #6169f02b
+@patch
+def set_max_len(self: VLLMEncoder, query: int | None = None, passage: int | None = None):
+    "As `Embedder.set_max_len`; an engine started for shorter inputs is restarted at the next `encode`."
+    super(VLLMEncoder, self).set_max_len(query, passage)
+    if self._workers and max(self.config.query_max_len, self.config.passage_max_len) > self._engine_len: self.close()
+    return self
+
+@patch(as_prop=True)
+def engine_info(self: VLLMEncoder) -> list[dict]:
+    "What each running engine worker said when it was ready (start seconds, pid)."
+    return [w.info for w in self._workers]
 
 # %% ../nbs/02a_encoders.ipynb #56d27ded
 @patch

@@ -18,18 +18,18 @@ from .data import DataError
 from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, list_r2med_local_tasks, load_bright_task, load_r2med_task, local_instructions, overlapping_tasks, variant_config, DATASET_OVERLAPS
 from .bm25 import bm25_retrieve
 from .hub import resolve_dataset
-from .models import SAVED_CONFIG, EmbedderConfig
+from .models import SAVED_CONFIG, EmbedderConfig, HELD_EMBEDDER_KEYS, check_held_embedder, held_embedder, held_embedder_help
 from .retrieval import CACHE_SHARD_SIZE, CORPUS_DTYPE, dense_retrieve, encode_corpus_shard, safe_name, weights_fingerprint
 from .statistics import compare_models, score_intervals, significance_markdown
 
 log = get_logger("evaluation")
 
 # %% auto #0
-__all__ = ['log', 'K_VALUES', 'HEADLINE', 'OWN_EMBEDDER_KEYS', 'RENAMED_KEYS', 'OLD_EVAL_FLAGS', 'trec_measures', 'evaluate_run',
-           'write_trec_run', 'read_trec_run', 'check_renamed', 'EvalConfig', 'local_benchmark', 'load_task',
-           'max_lengths', 'corpus_cache_dir', 'load_embedder', 'results_markdown', 'plot_results', 'paper_comparison',
-           'trained_on', 'per_query_scores', 'evaluate', 'refuse_old_flags', 'eval_config_help', 'evaluate_models',
-           'eval_cli', 'parse_shard', 'encode_cli']
+__all__ = ['log', 'K_VALUES', 'HEADLINE', 'RENAMED_KEYS', 'OLD_EVAL_FLAGS', 'trec_measures', 'evaluate_run', 'write_trec_run',
+           'read_trec_run', 'check_renamed', 'EvalConfig', 'local_benchmark', 'load_task', 'max_lengths',
+           'corpus_cache_dir', 'load_embedder', 'results_markdown', 'plot_results', 'paper_comparison', 'trained_on',
+           'per_query_scores', 'evaluate', 'refuse_old_flags', 'eval_config_help', 'evaluate_models', 'eval_cli',
+           'parse_shard', 'encode_cli']
 
 # %% ../nbs/03c_evaluation.ipynb #1aef3cad
 K_VALUES = (1, 5, 10, 25, 50, 100)
@@ -78,23 +78,7 @@ def read_trec_run(path: str | Path) -> Run:
     return run
 
 # %% ../nbs/03c_evaluation.ipynb #5a388e1c
-OWN_EMBEDDER_KEYS = ("model", "query_max_len", "passage_max_len")    # EvalConfig's own fields, not under `embedder`
 RENAMED_KEYS = {"embedder_overrides": "embedder"}                     # old EvalConfig keys and where they went
-
-def _eval_embedder() -> EmbedderConfig:
-    "`EvalConfig.embedder`'s default: EmbedderConfig's, with the keys the evaluation holds itself left empty."
-    return EmbedderConfig(model="", query_max_len=0, passage_max_len=0)
-
-def _check_embedder(cfg) -> EmbedderConfig:
-    "`cfg.embedder` as an EmbedderConfig (a dict is checked key by key); a key the evaluation holds itself is an error naming its field."
-    e = cfg.embedder
-    if isinstance(e, dict): e = from_dict(EmbedderConfig, {**to_dict(_eval_embedder()), **e}, where="EvalConfig: key 'embedder'")
-    blank = _eval_embedder()
-    for k in OWN_EMBEDDER_KEYS:
-        if getattr(e, k) != getattr(blank, k):
-            raise ConfigError(f"EvalConfig: key 'embedder.{k}': {k} is the evaluation's own key: write `{k}: {getattr(e, k)}` "
-                              f"at the top level, not under embedder")
-    return e
 
 def check_renamed(d: dict, where: str, lines: dict | None = None) -> None:
     "An EvalConfig mapping with a key of old (`embedder_overrides`) is an error saying what to write instead."
@@ -125,7 +109,7 @@ class EvalConfig:
     bm25_b: float = opt(0.4, help="BM25 b (official: 0.4)")
     embedder: EmbedderConfig = opt(help="the embedder's settings, an EmbedderConfig (dtype, pooling, device, backend, vllm_options, "
                                         "trust_remote_code, ...; `--help-config` lists them); model and the lengths are this config's "
-                                        "own keys, left empty here (was embedder_overrides)", default_factory=_eval_embedder)
+                                        "own keys, left empty here (was embedder_overrides)", default_factory=held_embedder)
     faiss_gpu: bool | None = opt(None, help="FAISS on GPU; None: when faiss-gpu and a GPU are there")
     cache_dir: str | None = opt(None, help="corpus-embedding cache; None: <reasonembed cache>/embeddings")
     corpus_dtype: Literal["float16", "float32"] = opt(CORPUS_DTYPE, help="storage of the cached corpus embeddings: float16 halves "
@@ -139,7 +123,7 @@ class EvalConfig:
 
     def __post_init__(self):
         self.bright_dir = resolve_dataset(self.bright_dir)     # a registered offline dataset ('theoremqa-mini') -> its folder
-        self.embedder = _check_embedder(self)
+        self.embedder = check_held_embedder(self.embedder, "EvalConfig", "the evaluation's")
 
 # %% ../nbs/03c_evaluation.ipynb #a3f8b552
 def _task_list(cfg: EvalConfig) -> list[str]:
@@ -314,7 +298,36 @@ def per_query_scores(results: dict, measure: str = HEADLINE) -> dict[str, dict[s
             scores[task][str(row["query_id"])] = float(row[measure])
     return scores
 
-# %% ../nbs/03c_evaluation.ipynb #34e13d5a
+# %% ../nbs/03c_evaluation.ipynb #e20f5182
+def _evaluate_task(cfg: EvalConfig, task: str, out: Path, key: dict, embedder, is_bm25: bool, cache: Path, tag: str) -> dict:
+    "One task of `evaluate` into `out` (TREC run, per-query metrics, summary `tasks/<task>.json`); a summary there with the same `key` is reused."
+    summary_file = out / "tasks" / f"{task}.json"
+    if summary_file.exists():
+        s = json.loads(summary_file.read_text())
+        if s.get("key") == key:
+            log.info(f"{task}: done before ({HEADLINE} = {s['mean'][HEADLINE]:.4f}); skipping"); return s
+    t0 = time.time()
+    docs, queries, qrels = load_task(cfg, task)
+    stats = check_task(docs, queries, qrels, task, strict_gold=cfg.strict_gold, warn=False)
+    log.info(f"{task}: {len(queries)} queries, {len(docs)} documents")
+    if is_bm25:
+        run = bm25_retrieve(docs, queries, top_k=cfg.top_k, k1=cfg.bm25_k1, b=cfg.bm25_b, show_progress=cfg.show_progress)
+    else:
+        run = dense_retrieve(embedder, docs, queries, top_k=cfg.top_k, cache_dir=cache, batch_size=cfg.batch_size,
+                             show_progress=cfg.show_progress, use_gpu=cfg.faiss_gpu, corpus_dtype=cfg.corpus_dtype,
+                             shard_size=cfg.cache_shard_size, require_complete=cfg.cache_only)
+    write_trec_run(run, out / "runs" / f"{task}.trec", tag=tag)
+    ev = evaluate_run(run, qrels)
+    (out / "per_query").mkdir(exist_ok=True)
+    with open(out / "per_query" / f"{task}.jsonl", "w", encoding="utf-8") as f:
+        for qid, m in ev["per_query"].items(): f.write(json.dumps({"query_id": qid, **m}) + "\n")
+    s = {"task": task, "key": key, "mean": ev["mean"], "n_scored_queries": ev["n_queries"], **stats,
+         "seconds": round(time.time() - t0, 2)}
+    summary_file.parent.mkdir(exist_ok=True); summary_file.write_text(json.dumps(s, indent=2))
+    log.info(f"{task}: {HEADLINE} = {ev['mean'].get(HEADLINE, float('nan')):.4f}")
+    return s
+
+# %% ../nbs/03c_evaluation.ipynb #e59b7d0c
 def evaluate(config: EvalConfig, embedder=None) -> dict:
     "Evaluate `config.model` (or a given `embedder`) on the configured tasks; writes runs, metrics and reports."
     cfg = config
@@ -328,33 +341,7 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
     if not is_bm25 and hasattr(embedder, "set_max_len"): embedder.set_max_len(*max_lengths(cfg))   # per benchmark
     key = _run_key(cfg, embedder)
     tag = "bm25" if is_bm25 else safe_name(str(getattr(embedder, "name", cfg.model)).split("|")[0], 60)
-    per_task = {}
-    for task in tasks:
-        summary_file = out / "tasks" / f"{task}.json"
-        if summary_file.exists():
-            s = json.loads(summary_file.read_text())
-            if s.get("key") == key:
-                log.info(f"{task}: done before ({HEADLINE} = {s['mean'][HEADLINE]:.4f}); skipping"); per_task[task] = s; continue
-        t0 = time.time()
-        docs, queries, qrels = load_task(cfg, task)
-        stats = check_task(docs, queries, qrels, task, strict_gold=cfg.strict_gold, warn=False)
-        log.info(f"{task}: {len(queries)} queries, {len(docs)} documents")
-        if is_bm25:
-            run = bm25_retrieve(docs, queries, top_k=cfg.top_k, k1=cfg.bm25_k1, b=cfg.bm25_b, show_progress=cfg.show_progress)
-        else:
-            run = dense_retrieve(embedder, docs, queries, top_k=cfg.top_k, cache_dir=cache, batch_size=cfg.batch_size,
-                                 show_progress=cfg.show_progress, use_gpu=cfg.faiss_gpu, corpus_dtype=cfg.corpus_dtype,
-                                 shard_size=cfg.cache_shard_size, require_complete=cfg.cache_only)
-        write_trec_run(run, out / "runs" / f"{task}.trec", tag=tag)
-        ev = evaluate_run(run, qrels)
-        (out / "per_query").mkdir(exist_ok=True)
-        with open(out / "per_query" / f"{task}.jsonl", "w", encoding="utf-8") as f:
-            for qid, m in ev["per_query"].items(): f.write(json.dumps({"query_id": qid, **m}) + "\n")
-        s = {"task": task, "key": key, "mean": ev["mean"], "n_scored_queries": ev["n_queries"], **stats,
-             "seconds": round(time.time() - t0, 2)}
-        summary_file.parent.mkdir(exist_ok=True); summary_file.write_text(json.dumps(s, indent=2))
-        log.info(f"{task}: {HEADLINE} = {ev['mean'].get(HEADLINE, float('nan')):.4f}")
-        per_task[task] = s
+    per_task = {task: _evaluate_task(cfg, task, out, key, embedder, is_bm25, cache, tag) for task in tasks}
     names = sorted({m for s in per_task.values() for m in s["mean"]})
     average = {m: float(np.mean([s["mean"].get(m, 0.0) for s in per_task.values()])) for m in names}
     all_tasks = R2MED_TASKS if cfg.benchmark == "r2med" else (BRIGHT_TASKS if cfg.setting == "short" else BRIGHT_LONG_TASKS)
@@ -389,9 +376,7 @@ def refuse_old_flags(given: dict) -> None:
 
 def eval_config_help() -> str:
     "Every EvalConfig key, then the `embedder.` keys (EmbedderConfig's, less the ones the evaluation holds itself)."
-    emb = [l for l in config_help(EmbedderConfig).splitlines() if l.split(" ", 1)[0] not in OWN_EMBEDDER_KEYS]
-    return config_help(EvalConfig) + "\n\nembedder keys (reasonembed.models.EmbedderConfig), e.g. --set embedder.dtype=float16:\n" + \
-        "\n".join(f"  embedder.{l}" for l in emb)
+    return config_help(EvalConfig) + "\n\n" + held_embedder_help("dtype=float16")
 
 # %% ../nbs/03c_evaluation.ipynb #a3122602
 def evaluate_models(cfg: EvalConfig, models: list[str], baseline: str | None = None) -> dict:

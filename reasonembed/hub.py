@@ -239,11 +239,12 @@ def _tree(self: LocalHub, repo: str, rel: str = "", recursive: bool = False) -> 
         for i in range(1, len(parts) + 1 if recursive else 2): paths.add("/".join(parts[:i]))
     return [self._entry(repo, f"{rel}/{p}" if rel else p, files) for p in sorted(paths)]
 
-# %% ../nbs/00b_hub.ipynb #e97923c6
+# %% ../nbs/00b_hub.ipynb #d3056765
 @patch
 def _handler(self: LocalHub):
+    "The server's request handler: the transport (status, headers, body); what to answer is `_serve`'s."
     hub = self
-    import http.server, urllib.parse
+    import http.server
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a): pass
         def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False, repo: str | None = None):
@@ -253,33 +254,38 @@ def _handler(self: LocalHub):
             self.end_headers()
             if not head and body: self.wfile.write(body)
         def _json(self, obj, repo): self._send(200, json.dumps(obj).encode(), {"Content-Type": "application/json"}, repo=repo)
-        def _serve(self, head: bool):
-            hub.requests.append(f"{self.command} {self.path}")
-            r = hub._route(self.path)
-            if isinstance(r[0], int): return self._send(r[0], head=head, headers={"X-Error-Code": r[1], "X-Error-Message": r[1]})
-            what, repo, _, rel = r
-            root = hub.repos[repo]
-            if what == "info": return self._json({"id": repo, "sha": hub.commits[repo], "siblings": [{"rfilename": f} for f in hub._files(repo)]}, repo)
-            if what == "tree":
-                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                tree = hub._tree(repo, rel, query.get("recursive", ["false"])[0].lower() in ("true", "1"))
-                if tree is None: return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
-                return self._json(tree, repo)
-            if (self.command == "POST") != (what == "paths"): return self._send(405, head=head)   # paths-info is the one POST
-            if what == "paths":
-                form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
-                return self._json([e for p in form.get("paths", []) if (e := hub._entry(repo, p)) is not None], repo)
-            f = root / rel
-            if not rel or not f.is_file() or root.resolve() not in f.resolve().parents:
-                return self._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
-            self._send(200, headers={"ETag": f'"{hub._digest(f, "sha256")}"', "Content-Length": str(f.stat().st_size),
-                                     "Content-Type": "application/octet-stream"}, head=True, repo=repo)
-            if not head:
-                with open(f, "rb") as fh: shutil.copyfileobj(fh, self.wfile)
-        def do_HEAD(self): self._serve(head=True)
-        def do_GET(self): self._serve(head=False)
-        def do_POST(self): self._serve(head=False)
+        def do_HEAD(self): hub._serve(self, head=True)
+        def do_GET(self): hub._serve(self, head=False)
+        def do_POST(self): hub._serve(self, head=False)
     return Handler
+
+# %% ../nbs/00b_hub.ipynb #0e1dd557
+@patch
+def _serve(self: LocalHub, h, head: bool):
+    "Answer the request handler `h` holds: repo info, a folder's tree, paths-info (the one POST) or a file."
+    import urllib.parse
+    self.requests.append(f"{h.command} {h.path}")
+    r = self._route(h.path)
+    if isinstance(r[0], int): return h._send(r[0], head=head, headers={"X-Error-Code": r[1], "X-Error-Message": r[1]})
+    what, repo, _, rel = r
+    root = self.repos[repo]
+    if what == "info": return h._json({"id": repo, "sha": self.commits[repo], "siblings": [{"rfilename": f} for f in self._files(repo)]}, repo)
+    if what == "tree":
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(h.path).query)
+        tree = self._tree(repo, rel, query.get("recursive", ["false"])[0].lower() in ("true", "1"))
+        if tree is None: return h._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
+        return h._json(tree, repo)
+    if (h.command == "POST") != (what == "paths"): return h._send(405, head=head)   # paths-info is the one POST
+    if what == "paths":
+        form = urllib.parse.parse_qs(h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode())
+        return h._json([e for p in form.get("paths", []) if (e := self._entry(repo, p)) is not None], repo)
+    f = root / rel
+    if not rel or not f.is_file() or root.resolve() not in f.resolve().parents:
+        return h._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
+    h._send(200, headers={"ETag": f'"{self._digest(f, "sha256")}"', "Content-Length": str(f.stat().st_size),
+                          "Content-Type": "application/octet-stream"}, head=True, repo=repo)
+    if not head:
+        with open(f, "rb") as fh: shutil.copyfileobj(fh, h.wfile)
 
 # %% ../nbs/00b_hub.ipynb #ed777a51
 @patch

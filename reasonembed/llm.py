@@ -103,6 +103,15 @@ class ResponseCache:
 
     def __repr__(self): return f"ResponseCache({str(self.path)!r}, {len(self)} completions)"
 
+# %% ../nbs/04_llm.ipynb #d7e74281
+@patch
+def put(self: ResponseCache, key: str, text: str, model: str = "", tag: str = "", sample: int = 0, prompt_tokens: int = 0,
+        completion_tokens: int = 0, finish_reason: str | None = None, backend: str = "") -> None:
+    "Record one completion now (its own transaction; the first writer of a key wins)."
+    with self._lock:
+        self._db.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         (key, model, tag, sample, text, prompt_tokens, completion_tokens, finish_reason, backend, time.time()))
+
 # %% ../nbs/04_llm.ipynb #0915ab33
 @patch
 def get_many(self: ResponseCache, keys: Iterable[str]) -> dict[str, str]:
@@ -114,15 +123,6 @@ def get_many(self: ResponseCache, keys: Iterable[str]) -> dict[str, str]:
             q = f"SELECT key, text FROM responses WHERE key IN ({','.join('?' * len(chunk))})"
             out.update(self._db.execute(q, chunk).fetchall())
     return out
-
-# %% ../nbs/04_llm.ipynb #d7e74281
-@patch
-def put(self: ResponseCache, key: str, text: str, model: str = "", tag: str = "", sample: int = 0, prompt_tokens: int = 0,
-        completion_tokens: int = 0, finish_reason: str | None = None, backend: str = "") -> None:
-    "Record one completion now (its own transaction; the first writer of a key wins)."
-    with self._lock:
-        self._db.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?)",
-                         (key, model, tag, sample, text, prompt_tokens, completion_tokens, finish_reason, backend, time.time()))
 
 # %% ../nbs/04_llm.ipynb #f9afc28e
 @patch

@@ -155,6 +155,18 @@ def _default_global_pos(n, m, group_size, rank, world, device):
                          f"got {m}: gather them with gather_with_grad or pass pos_idx")
     return global_pos_idx(n, group_size, rank, device)
 
+# %% ../nbs/06_loss.ipynb #4f9f508e
+def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, used_ri) -> RIStats:
+    keep = m_all > 0
+    nan = torch.tensor(math.nan, device=L_all.device)
+    L_k = L_all[keep]
+    if ri_all is not None and keep.any():
+        ri_k = ri_all[keep]
+        vals = torch.stack([ri_k.min(), ri_k.max(), ri_k.mean(), torch.quantile(ri_k, 0.5), w_all.max(), L_k.mean(), Lr_all[keep].mean()])
+    else:
+        vals = torch.stack([nan] * 5 + [L_k.mean() if keep.any() else nan, nan])
+    return RIStats(*vals.tolist(), used_ri=bool(used_ri))  # one device sync for all statistics
+
 # %% ../nbs/06_loss.ipynb #65cf9983
 def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor | None = None, group_size: int | None = None,
                 *, temperature: float, kappa: float = 5.0, step: int = 0, ri_start_step: int = 100, eps: float = 1e-6,
@@ -190,18 +202,6 @@ def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor |
     loss = local + (value - local).detach() if world > 1 else local   # value: the global loss; gradient: this rank's share
     stats = _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, use_ri)
     return loss, stats
-
-# %% ../nbs/06_loss.ipynb #4f9f508e
-def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, used_ri) -> RIStats:
-    keep = m_all > 0
-    nan = torch.tensor(math.nan, device=L_all.device)
-    L_k = L_all[keep]
-    if ri_all is not None and keep.any():
-        ri_k = ri_all[keep]
-        vals = torch.stack([ri_k.min(), ri_k.max(), ri_k.mean(), torch.quantile(ri_k, 0.5), w_all.max(), L_k.mean(), Lr_all[keep].mean()])
-    else:
-        vals = torch.stack([nan] * 5 + [L_k.mean() if keep.any() else nan, nan])
-    return RIStats(*vals.tolist(), used_ri=bool(used_ri))  # one device sync for all statistics
 
 # %% ../nbs/06_loss.ipynb #b77e0d76
 @dataclass

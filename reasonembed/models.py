@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 
-from .config import ConfigError, opt, from_dict
+from .config import ConfigError, config_help, opt, from_dict, to_dict
 from .hub import ModelNotAvailableError, resolve_model
 from .core import get_device, get_logger
 
@@ -25,9 +25,10 @@ log = get_logger("models")
 
 # %% auto #0
 __all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES',
-           'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig', 'pool', 'st_pooling',
-           'transformer_folder', 'is_decoder_config', 'end_token', 'appends_eos', 'add_eos_postprocessor',
-           'format_query', 'cpu_flags', 'stale_gguf_marker', 'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
+           'HELD_EMBEDDER_KEYS', 'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig', 'held_embedder',
+           'check_held_embedder', 'held_embedder_help', 'pool', 'st_pooling', 'transformer_folder', 'is_decoder_config',
+           'end_token', 'appends_eos', 'add_eos_postprocessor', 'format_query', 'cpu_flags', 'stale_gguf_marker',
+           'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -73,6 +74,27 @@ class EmbedderConfig:
                                                     "(`reasonembed.encoders`), fed our token ids")
     vllm_options: dict[str, Any] = opt({}, help="backend 'vllm': extra `vllm.LLM` arguments (tensor_parallel_size, "
                                                "gpu_memory_utilization, max_num_seqs, hf_overrides, ...)")
+
+# %% ../nbs/02_models.ipynb #4d28ceb6
+HELD_EMBEDDER_KEYS = ("model", "query_max_len", "passage_max_len")    # a config holding an embedder keeps these itself
+
+def held_embedder() -> EmbedderConfig:
+    "The `embedder` default of a config that keeps HELD_EMBEDDER_KEYS itself (EvalConfig, MtebConfig): those keys left empty."
+    return EmbedderConfig(model="", query_max_len=0, passage_max_len=0)
+
+def check_held_embedder(e: EmbedderConfig | dict, owner: str, whose: str) -> EmbedderConfig:
+    "`e` as an EmbedderConfig (a dict is checked key by key); a HELD_EMBEDDER_KEYS key set in it is an error naming `owner`'s field."
+    if isinstance(e, dict): e = from_dict(EmbedderConfig, {**to_dict(held_embedder()), **e}, where=f"{owner}: key 'embedder'")
+    for k in HELD_EMBEDDER_KEYS:
+        if getattr(e, k) != getattr(held_embedder(), k):
+            raise ConfigError(f"{owner}: key 'embedder.{k}': {k} is {whose} own key: write `{k}: {getattr(e, k)}` "
+                              f"at the top level, not under embedder")
+    return e
+
+def held_embedder_help(example: str) -> str:
+    "The `embedder.` keys of such a config for `--help-config` (EmbedderConfig's less HELD_EMBEDDER_KEYS), after `example`."
+    keys = [l for l in config_help(EmbedderConfig).splitlines() if l.split(" ", 1)[0] not in HELD_EMBEDDER_KEYS]
+    return f"embedder keys (reasonembed.models.EmbedderConfig), e.g. --set embedder.{example}:\n" + "\n".join(f"  embedder.{l}" for l in keys)
 
 # %% ../nbs/02_models.ipynb #10035f5d
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -320,18 +342,6 @@ def _load_text_side(self: EmbedderBase):
     if self.append_eos is True and not add_eos_postprocessor(self.tokenizer): self._manual_eos = True
     if self.pooling == "last": log.info(f"{self.source}: {self.pooled_token()}")
 
-# %% ../nbs/02_models.ipynb #a65e6073
-@patch
-def pooled_token(self: EmbedderBase) -> str:
-    "The token that ends every text, in words: what last-token pooling reads (logged at load, printed by evaluations)."
-    ids = self.tokenizer("probe text")["input_ids"] + ([self.tokenizer.eos_token_id] if self._manual_eos else [])
-    tok, tid = self.tokenizer.convert_ids_to_tokens(ids[-1]), ids[-1]
-    if self.tokenizer_end is not None:
-        return f"every text ends on {tok!r} (id {tid}), the tokenizer's own end token (append_eos: {self.append_eos})"
-    if self.append_eos is True:
-        return f"every text ends on {tok!r} (id {tid}), the EOS appended because append_eos is true"
-    return f"every text ends on its own last token: the tokenizer adds no end token and append_eos is 'auto' (as the authors' code)"
-
 # %% ../nbs/02_models.ipynb #90bfe436
 @patch
 def set_max_len(self: EmbedderBase, query: int | None = None, passage: int | None = None):
@@ -343,6 +353,18 @@ def set_max_len(self: EmbedderBase, query: int | None = None, passage: int | Non
             v = self.max_positions
         setattr(self.config, key, int(v))
     return self
+
+# %% ../nbs/02_models.ipynb #a65e6073
+@patch
+def pooled_token(self: EmbedderBase) -> str:
+    "The token that ends every text, in words: what last-token pooling reads (logged at load, printed by evaluations)."
+    ids = self.tokenizer("probe text")["input_ids"] + ([self.tokenizer.eos_token_id] if self._manual_eos else [])
+    tok, tid = self.tokenizer.convert_ids_to_tokens(ids[-1]), ids[-1]
+    if self.tokenizer_end is not None:
+        return f"every text ends on {tok!r} (id {tid}), the tokenizer's own end token (append_eos: {self.append_eos})"
+    if self.append_eos is True:
+        return f"every text ends on {tok!r} (id {tid}), the EOS appended because append_eos is true"
+    return f"every text ends on its own last token: the tokenizer adds no end token and append_eos is 'auto' (as the authors' code)"
 
 # %% ../nbs/02_models.ipynb #1ffb9a3f
 class Embedder(EmbedderBase):

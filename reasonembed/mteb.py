@@ -19,18 +19,17 @@ from .config import ConfigError, config_help, from_dict, load_config, opt, to_di
 from .core import get_logger, make_run_dir, md_table
 from .domains import BRIGHT_DOMAINS
 from .hub import HubError
-from .models import SAVED_CONFIG, EmbedderConfig
+from .models import SAVED_CONFIG, EmbedderConfig, check_held_embedder, held_embedder, held_embedder_help
 from .retrieval import safe_name, weights_fingerprint
 
 log = get_logger("mteb")
 
 # %% auto #0
 __all__ = ['log', 'MTEB_VERSION', 'MTEB_BENCHMARKS', 'MTEB_TASKS', 'PROJECT_URL', 'RELEASED_MODELS', 'RELEASED_CODE',
-           'RELEASED_DATA_URL', 'SHORT_HUB_IDS', 'MTEB_BRIGHT_REPO', 'MTEB_BRIGHT_REVISION', 'OWN_EMBEDDER_KEYS',
-           'require_mteb', 'MtebTask', 'mteb_instruction', 'mteb_max_len', 'MtebModel', 'input_texts', 'hub_snapshot',
-           'saved_settings', 'model_meta', 'load_mteb_model', 'bright_dataset_card', 'bright_hub', 'MtebConfig',
-           'mteb_config_help', 'mteb_tasks', 'load_mteb_encoder', 'mteb_summary', 'mteb_markdown', 'run_mteb',
-           'mteb_cli']
+           'RELEASED_DATA_URL', 'SHORT_HUB_IDS', 'MTEB_BRIGHT_REPO', 'MTEB_BRIGHT_REVISION', 'require_mteb', 'MtebTask',
+           'mteb_instruction', 'mteb_max_len', 'MtebModel', 'input_texts', 'hub_snapshot', 'saved_settings',
+           'model_meta', 'load_mteb_model', 'bright_dataset_card', 'bright_hub', 'MtebConfig', 'mteb_config_help',
+           'mteb_tasks', 'load_mteb_encoder', 'mteb_summary', 'mteb_markdown', 'run_mteb', 'mteb_cli']
 
 # %% ../nbs/03e_mteb.ipynb #a7415e7f
 MTEB_VERSION = "2.26.24"     # the mteb of the `[mteb]` extra: the task names, prompts and loaders below are checked against it
@@ -285,12 +284,6 @@ def bright_hub(root, host: str = "127.0.0.1", port: int = 0):
     return LocalHub({MTEB_BRIGHT_REPO: root}, commit={MTEB_BRIGHT_REPO: MTEB_BRIGHT_REVISION}, host=host, port=port)
 
 # %% ../nbs/03e_mteb.ipynb #84ece7a2
-OWN_EMBEDDER_KEYS = ("model", "query_max_len", "passage_max_len")    # MtebConfig's own fields, not under `embedder`
-
-def _blank_embedder() -> EmbedderConfig:
-    "`MtebConfig.embedder`'s default: EmbedderConfig's, with the keys MtebConfig holds itself left empty."
-    return EmbedderConfig(model="", query_max_len=0, passage_max_len=0)
-
 @dataclass
 class MtebConfig:
     "How to run mteb's tasks on one of our models (`reasonembed mteb`)."
@@ -302,7 +295,7 @@ class MtebConfig:
     passage_max_len: int | None = opt(None, help="max document tokens; None: as query_max_len")
     batch_size: int = opt(32, help="encoding batch size")
     embedder: EmbedderConfig = opt(help="the embedder's settings, an EmbedderConfig (backend, dtype, device, pooling, vllm_options, ...); "
-                                        "model and the lengths are this config's own keys, left empty here", default_factory=_blank_embedder)
+                                        "model and the lengths are this config's own keys, left empty here", default_factory=held_embedder)
     name: str | None = opt(None, help="the model's name in mteb's results (organization/name); None: its hub id, or reasonembed/<folder>")
     output_dir: str | None = opt(None, help="where results go (mteb's folder in <output_dir>/mteb); None: outputs/mteb-<model>-<timestamp>")
     overwrite: Literal["only-missing", "always", "never", "only-cache"] = opt("only-missing", help="mteb's overwrite strategy: "
@@ -311,18 +304,11 @@ class MtebConfig:
     show_progress: bool = opt(True, help="progress bars")
 
     def __post_init__(self):
-        e = self.embedder
-        if isinstance(e, dict): e = from_dict(EmbedderConfig, {**to_dict(_blank_embedder()), **e}, where="MtebConfig: key 'embedder'")
-        for k in OWN_EMBEDDER_KEYS:
-            if getattr(e, k) != getattr(_blank_embedder(), k):
-                raise ConfigError(f"MtebConfig: key 'embedder.{k}': {k} is this config's own key: write `{k}: {getattr(e, k)}` at the top level")
-        self.embedder = e
+        self.embedder = check_held_embedder(self.embedder, "MtebConfig", "this config's")
 
 def mteb_config_help() -> str:
     "Every MtebConfig key, then the `embedder.` keys (EmbedderConfig's, less the ones MtebConfig holds itself)."
-    emb = [l for l in config_help(EmbedderConfig).splitlines() if l.split(" ", 1)[0] not in OWN_EMBEDDER_KEYS]
-    return config_help(MtebConfig) + "\n\nembedder keys (reasonembed.models.EmbedderConfig), e.g. --set embedder.backend=vllm:\n" + \
-        "\n".join(f"  embedder.{l}" for l in emb)
+    return config_help(MtebConfig) + "\n\n" + held_embedder_help("backend=vllm")
 
 # %% ../nbs/03e_mteb.ipynb #54d65480
 def mteb_tasks(cfg: MtebConfig) -> list:

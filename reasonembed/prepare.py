@@ -31,10 +31,10 @@ from .synthesis import CustomDomain, LLMSpec, RemixerConfig
 log = get_logger("prepare")
 
 # %% auto #0
-__all__ = ['log', 'PrepareConfig', 'check_config', 'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files',
-           'located_rows', 'load_labelled', 'read_id_lines', 'split_queries', 'mine_negatives', 'reasoning_queries',
-           'resolve_domain', 'split_training_queries', 'training_rows', 'prepare_stats', 'prepare', 'stats_table',
-           'prepare_cli']
+__all__ = ['log', 'LabelledSetSettings', 'SplitSettings', 'NegativeSettings', 'QPrimeSettings', 'PrepareConfig', 'check_config',
+           'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files', 'located_rows', 'load_labelled',
+           'read_id_lines', 'split_queries', 'mine_negatives', 'reasoning_queries', 'resolve_domain',
+           'split_training_queries', 'training_rows', 'prepare_stats', 'prepare', 'stats_table', 'prepare_cli']
 
 # %% ../nbs/05c_prepare.ipynb #07b597c2
 def _from_remixer(name: str):
@@ -42,10 +42,10 @@ def _from_remixer(name: str):
     f = {f.name: f for f in dataclasses.fields(RemixerConfig)}[name]
     return f.default_factory if f.default_factory is not dataclasses.MISSING else (lambda: f.default)
 
-# %% ../nbs/05c_prepare.ipynb #56011ae9
+# %% ../nbs/05c_prepare.ipynb #76447888
 @dataclass
-class PrepareConfig:
-    "A labelled retrieval set → training rows (gold positives, mined hard negatives, q′) and a held-out benchmark."
+class LabelledSetSettings:
+    "Where the labelled set is, in which layout, and what a bad row does."
     source: str = opt("", help="the labelled set: an offline dataset ('theoremqa-mini'), a local folder, or a hub dataset id "
                                "('xlangai/BRIGHT'; for the r2med layout the organisation, 'R2MED')")
     task: str = opt("", help="bright layout: the task of examples/<task> and documents/<task> ('': the folder's only task); "
@@ -58,6 +58,11 @@ class PrepareConfig:
     strict_gold: bool = opt(True, help="a gold id missing from the corpus is an error naming file and line; False: drop it (counted)")
     empty_documents: Literal["error", "drop"] = opt("error", help="a document without text: 'error' names its file and line; 'drop' "
                                                      "leaves it out of the corpus and of the gold ids (both counted)")
+
+# %% ../nbs/05c_prepare.ipynb #85838399
+@dataclass
+class SplitSettings:
+    "The rows' domain, and which queries are held out."
     domain: str | None = opt(None, help="the rows' domain: a BRIGHT domain, or custom_domain's name; None: the task's when it "
                                         "is a BRIGHT domain, else custom_domain, else a domain named after the task with the set's instruction")
     custom_domain: CustomDomain | None = opt(None, help="a user-defined domain (name, description, kind, instruction, sizes), as ReMixer's")
@@ -65,6 +70,11 @@ class PrepareConfig:
     train_ids: str | None = opt(None, help="file of training query ids, one per line (None: every query not held out)")
     heldout_fraction: float = opt(0.2, help="share of the queries held out, drawn with seed, when no id file is given (0: none)")
     seed: int = opt(0, help="seed of the split and of 'random' negative sampling")
+
+# %% ../nbs/05c_prepare.ipynb #190d8e25
+@dataclass
+class NegativeSettings:
+    "The miner of the hard negatives, and which of its ranks they come from."
     miner: EmbedderConfig = opt(help="the embedder whose ranking of the corpus gives the hard negatives",
                                 default_factory=lambda: EmbedderConfig(model="minilm"))
     embed_batch_size: int = opt(32, help="encoding batch size of the miner")
@@ -74,12 +84,21 @@ class PrepareConfig:
     rank_window: list[int] = opt([0, 100], help="[first, end): 0-based ranks of the miner's ranking (excluded ids removed) "
                                                 "negatives come from; first > 0 skips the top, where unlabelled positives sit")
     sampling: Literal["top", "random"] = opt("top", help="'top': the best-ranked candidates of the window; 'random': a seeded sample of them")
+
+@dataclass
+class QPrimeSettings:
+    "Where q′ comes from: a field of the query rows, else a reasoner with ReMixer's stage-4 settings."
     reasoning_field: str | None = opt(None, help="a field of the query rows (BRIGHT examples: 'reasoning'): q′ = query + its text")
     reasoner: LLMSpec | None = opt(None, help="an LLM writing q′ with ReMixer's reasoning prompt for the rows the field leaves without one")
     reasoning_sampling: SamplingParams = opt(help="the reasoner's sampling (ReMixer's stage-4 defaults)",
                                              default_factory=_from_remixer("reasoning_sampling"))
     reasoning_words: int = opt(help="word budget of the reasoning (ReMixer's default)", default_factory=_from_remixer("reasoning_words"))
     llm_cache: str | None = opt(None, help="the reasoner's response cache (default: <out>/llm_cache.sqlite)")
+
+# %% ../nbs/05c_prepare.ipynb #cfbf6e73
+@dataclass
+class PrepareConfig(QPrimeSettings, NegativeSettings, SplitSettings, LabelledSetSettings):   # keys: the last base's first
+    "A labelled retrieval set → training rows (gold positives, mined hard negatives, q′) and a held-out benchmark."
     chunk_size: int = opt(64, help="queries per LLM request and per mining step")
 
     def __post_init__(self):
@@ -193,15 +212,14 @@ def _ids(v, loc: str, key: str) -> list[str]:
     try: return [str(x) for x in v]
     except TypeError: raise DataError(f"{loc}: field '{key}': expected a list of ids, got {type(v).__name__}") from None
 
-# %% ../nbs/05c_prepare.ipynb #f8dc8491
-def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]], set[str]]:
-    "`(query locations, q′ field texts, (query id, gold id) pairs missing from the corpus, empty documents dropped)`; errors name file and line."
+# %% ../nbs/05c_prepare.ipynb #9f28d2db
+def _check_documents(cfg: PrepareConfig, path) -> tuple[dict[str, str], set[str]]:
+    "`({document id: location}, empty documents to drop)`; a repeated id, or an empty text under `empty_documents: error`, names file and line."
     bright = cfg.layout == "bright"
-    text_key, q_key = ("content", "query") if bright else ("text", "text")
-    gold_key = "gold_ids" if cfg.setting == "short" else "gold_ids_long"
+    text_key = "content" if bright else "text"
     docs: dict[str, str] = {}
     empty: set[str] = set()
-    for loc, r in located_rows(files["documents"]):
+    for loc, r in located_rows(path):
         if not bright: r = beir_row(r, "corpus")
         did, text = str(_get(r, "id", loc)), r.get(text_key)
         if did in docs: raise DataError(f"{loc}: document id {did!r} repeated (first at {docs[did]})")
@@ -210,6 +228,15 @@ def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, s
             if cfg.empty_documents == "error":
                 raise DataError(f"{loc}: document {did!r}: field '{text_key}': empty text (empty_documents: drop leaves such documents out)")
             empty.add(did)
+    return docs, empty
+
+# %% ../nbs/05c_prepare.ipynb #ce4451cd
+def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]], set[str]]:
+    "`(query locations, q′ field texts, (query id, gold id) pairs missing from the corpus, empty documents dropped)`; errors name file and line."
+    bright = cfg.layout == "bright"
+    q_key = "query" if bright else "text"
+    gold_key = "gold_ids" if cfg.setting == "short" else "gold_ids_long"
+    docs, empty = _check_documents(cfg, files["documents"])
     where, texts, missing = {}, {}, []
     def gold(loc, qid, g):
         if g in empty: missing.append((qid, g)); return           # dropped with its document
@@ -463,7 +490,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     log.info(f"{task}: {len(rows)} training rows, {len(held)} held-out queries, q' coverage {stats['q_prime']['coverage']:.0%} -> {out}")
     return stats
 
-# %% ../nbs/05c_prepare.ipynb #a09e1c9e
+# %% ../nbs/05c_prepare.ipynb #01dcbbcb
 def stats_table(stats: dict):
     "The statistics of a `prepare` run as a two-column table."
     import pandas as pd

@@ -218,10 +218,10 @@ def parse_yes_no(text: str | None, strict: bool = True) -> bool | None:
     m = re.search(r"\b(yes|no)\b", text, re.I)
     return None if m is None else m.group(1).lower() == "yes"
 
+# %% ../nbs/05_prompts.ipynb #4c9c5897
 _PREAMBLE = re.compile(r"^\s*(?:sure[,!.]?\s*)?(?:here(?:'s| is| are)|below is|the (?:new |rewritten )?(?:post|question|problem|query) is)\b[^\n]*:\s*\n", re.I)
 _LABEL = re.compile(r"^\s*\**\s*(?:query|question|post|problem|new problem|search query)\s*\**\s*:\s*\**\s*", re.I)
 
-# %% ../nbs/05_prompts.ipynb #4c9c5897
 def clean_query(text: str | None) -> str:
     "The query in a generation answer, without thinking, preamble, label or wrapping quotes."
     text = strip_thinking(text or "").strip()

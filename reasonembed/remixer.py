@@ -379,22 +379,41 @@ def split_labels(doc_ids: list[str], labels: list[int], min_pos_score: int = 3,
         neg = [p for p in neg if not (text_md5(texts[p[0]]) in seen or seen.add(text_md5(texts[p[0]])))]
     return pos, neg
 
-# %% ../nbs/05a_remixer.ipynb #1e5b4c22
+# %% ../nbs/05a_remixer.ipynb #63a326d5
+def _to_assemble(ann: list, texts: dict[str, str], done: set, min_pos_score: int = 3, max_pos: int | None = None,
+                 max_neg: int | None = None, where="<annotated>") -> tuple[list, list]:
+    "The queries of `ann` not `done` as `(record, positives, negatives)`, and `Dropped` entries for those without a positive or a negative."
+    todo, dropped = [], []
+    for a in ann:
+        if a.id in done: continue
+        missing = [d for d in a.doc_ids if d not in texts]
+        if missing: raise DataError(f"{where}: query {a.id!r}: candidate {missing[0]!r} is not in the corpus")
+        pos, neg = split_labels(a.doc_ids, a.labels, min_pos_score, texts)
+        if not pos: dropped.append(Dropped(a.id, "no_positive")); continue
+        if not neg: dropped.append(Dropped(a.id, "no_negative")); continue
+        todo.append((a, pos[:max_pos], neg[:max_neg]))
+    return todo, dropped
+
+# %% ../nbs/05a_remixer.ipynb #285aa4c0
+def _sample_row(a: Annotated, pos: list, neg: list, reasoning: str, domain: Domain, texts: dict[str, str],
+                dataset: str | None = None) -> TrainSample:
+    "The training row of `a`: its positives' and negatives' texts and scores, q′ when there is `reasoning`, the domain's instruction and layout."
+    return TrainSample(id=a.id, domain=domain.name, instruction=domain.instruction, query=a.query,
+                       pos=[texts[d] for d, _ in pos], neg=[texts[d] for d, _ in neg],
+                       reasoning_query=a.query + "\n\n" + reasoning if reasoning else None,
+                       pos_ids=[d for d, _ in pos], neg_ids=[d for d, _ in neg], source_id=a.source_id,
+                       group_size=domain.group_size, batch_size=domain.batch_size,
+                       meta={**a.meta, "pos_scores": [l for _, l in pos], "neg_scores": [l for _, l in neg],
+                             **({"dataset": dataset} if dataset else {})})
+
+# %% ../nbs/05a_remixer.ipynb #e2fce883
 def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None, params=None, reasoning: bool = True,
                      max_words: int = 256, min_pos_score: int = 3, max_pos: int | None = None, max_neg: int | None = None,
                      chunk_size: int = 64, dataset: str | None = None) -> dict:
     "Stage 4: positives, hard negatives and q′ → `TrainSample` rows (validated before they are written; `dataset`: the corpus's name, in `meta`)."
     ann, texts = load_jsonl(annotated_path, Annotated), {d.id: d.text for d in _docs(corpus)}
     st = StageLog(out_path, TrainSample)
-    todo, dropped = [], []
-    for a in ann:
-        if a.id in st.done: continue
-        missing = [d for d in a.doc_ids if d not in texts]
-        if missing: raise DataError(f"{annotated_path}: query {a.id!r}: candidate {missing[0]!r} is not in the corpus")
-        pos, neg = split_labels(a.doc_ids, a.labels, min_pos_score, texts)
-        if not pos: dropped.append(Dropped(a.id, "no_positive")); continue
-        if not neg: dropped.append(Dropped(a.id, "no_negative")); continue
-        todo.append((a, pos[:max_pos], neg[:max_neg]))
+    todo, dropped = _to_assemble(ann, texts, st.done, min_pos_score, max_pos, max_neg, where=annotated_path)
     if dropped: st.add([], dropped)
     if todo and reasoning: llm = _resolve(llm); st.watch(llm)
     bar = tqdm(total=len(ann), initial=len(ann) - len(todo), desc="4 assemble", unit="q")
@@ -408,13 +427,7 @@ def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None,
             for (a, pos, neg), outs in zip(chunk, answers):
                 r = strip_thinking(_first(outs)).strip()
                 if reasoning and not r: empty.append(Dropped(a.id, "empty_reasoning", _first(outs)[:200])); continue
-                row = TrainSample(id=a.id, domain=domain.name, instruction=domain.instruction, query=a.query,
-                                  pos=[texts[d] for d, _ in pos], neg=[texts[d] for d, _ in neg],
-                                  reasoning_query=a.query + "\n\n" + r if r else None,
-                                  pos_ids=[d for d, _ in pos], neg_ids=[d for d, _ in neg], source_id=a.source_id,
-                                  group_size=domain.group_size, batch_size=domain.batch_size,
-                                  meta={**a.meta, "pos_scores": [l for _, l in pos], "neg_scores": [l for _, l in neg],
-                                        **({"dataset": dataset} if dataset else {})})
+                row = _sample_row(a, pos, neg, r, domain, texts, dataset)
                 parse_record(to_json(row), TrainSample, where=f"{out_path} (row {a.id})")
                 rows.append(row)
             st.add(rows, empty); bar.update(len(chunk))

@@ -149,6 +149,30 @@ def _cached_embeddings(folder: Path, n_docs: int, dtype: str, mmap_mode: str | N
         log.warning(f"{folder}: cached embeddings are float16, float32 was asked for; re-encoding"); return None
     return emb
 
+# %% ../nbs/03a_retrieval.ipynb #5e0c7a13
+def _join_cache_files(folder: Path, files, missing: list[int], texts, encode, dtype: str, embedder, docs) -> np.ndarray:
+    "Encode the `missing` cache files, join all into `embeddings.npy` + `meta.json`, remove the files and the job records."
+    folder.mkdir(parents=True, exist_ok=True)
+    parts, missing = [], set(missing)
+    for s, (lo, hi) in enumerate(files):
+        f = _cache_file(folder, s)
+        if s in missing:
+            if len(files) > 1: log.info(f"encoding cache file {s + 1}/{len(files)} ({hi - lo} documents)")
+            arr = encode(texts[lo:hi]); _save_npy(arr, f)
+        else: arr = np.load(f).astype(dtype, copy=False)
+        parts.append(arr)
+    emb = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    _save_npy(emb, folder / "embeddings.npy", unique=True)
+    _save_json({"embedder": str(embedder.name), "n_docs": len(docs), "dim": int(emb.shape[1]) if emb.ndim == 2 else None,
+                "dtype": str(emb.dtype), "corpus_md5": corpus_fingerprint(docs), "created": time.strftime("%Y-%m-%d %H:%M:%S")},
+               folder / "meta.json")
+    for s in range(len(files)): _cache_file(folder, s).unlink(missing_ok=True)
+    for j in folder.glob("encode-*-of-*.json"): j.unlink(missing_ok=True)
+    if len(missing) < len(files):
+        log.info(f"{folder.name}: joined {len(files)} cache file(s); {sum(files[s][1] - files[s][0] for s in missing)} "
+                 f"of {len(docs)} rows encoded here")
+    return emb
+
 # %% ../nbs/03a_retrieval.ipynb #28925012
 def encode_corpus_cached(embedder, docs: list[Doc], cache_dir: str | Path | None, batch_size: int = 32,
                          show_progress: bool = True, shard_size: int = CACHE_SHARD_SIZE, dtype: str = CORPUS_DTYPE,
@@ -174,30 +198,6 @@ def encode_corpus_cached(embedder, docs: list[Doc], cache_dir: str | Path | None
         try: return _join_cache_files(folder, files, missing, texts, encode, dtype, embedder, docs)
         except FileNotFoundError:
             if attempt: raise
-
-# %% ../nbs/03a_retrieval.ipynb #5e0c7a13
-def _join_cache_files(folder: Path, files, missing: list[int], texts, encode, dtype: str, embedder, docs) -> np.ndarray:
-    "Encode the `missing` cache files, join all into `embeddings.npy` + `meta.json`, remove the files and the job records."
-    folder.mkdir(parents=True, exist_ok=True)
-    parts, missing = [], set(missing)
-    for s, (lo, hi) in enumerate(files):
-        f = _cache_file(folder, s)
-        if s in missing:
-            if len(files) > 1: log.info(f"encoding cache file {s + 1}/{len(files)} ({hi - lo} documents)")
-            arr = encode(texts[lo:hi]); _save_npy(arr, f)
-        else: arr = np.load(f).astype(dtype, copy=False)
-        parts.append(arr)
-    emb = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    _save_npy(emb, folder / "embeddings.npy", unique=True)
-    _save_json({"embedder": str(embedder.name), "n_docs": len(docs), "dim": int(emb.shape[1]) if emb.ndim == 2 else None,
-                "dtype": str(emb.dtype), "corpus_md5": corpus_fingerprint(docs), "created": time.strftime("%Y-%m-%d %H:%M:%S")},
-               folder / "meta.json")
-    for s in range(len(files)): _cache_file(folder, s).unlink(missing_ok=True)
-    for j in folder.glob("encode-*-of-*.json"): j.unlink(missing_ok=True)
-    if len(missing) < len(files):
-        log.info(f"{folder.name}: joined {len(files)} cache file(s); {sum(files[s][1] - files[s][0] for s in missing)} "
-                 f"of {len(docs)} rows encoded here")
-    return emb
 
 # %% ../nbs/03a_retrieval.ipynb #0ddb8d9f
 def dense_retrieve(embedder, docs: list[Doc], queries: list[Query], top_k: int = 1000, cache_dir: str | Path | None = None,

@@ -33,9 +33,10 @@ from .prompts import (annotation_messages, clean_messages, clean_query, generati
 log = get_logger("synthesis")
 
 # %% auto #0
-__all__ = ['log', 'STAGE_FILES', 'DEMO_TOPICS', 'LLMSpec', 'CustomDomain', 'RemixerConfig', 'check_config', 'read_id_file',
-           'read_query_texts', 'folder_corpus', 'load_inputs', 'run_remixer', 'stats_table', 'plot_score_histogram',
-           'sample_rows', 'synth_cli', 'demo_config']
+__all__ = ['log', 'STAGE_FILES', 'DEMO_TOPICS', 'LLMSpec', 'CustomDomain', 'CorpusSettings', 'SourceSettings', 'LLMSettings',
+           'GuardSettings', 'MiningSettings', 'AnnotationSettings', 'AssemblySettings', 'RemixerConfig', 'check_config',
+           'read_id_file', 'read_query_texts', 'folder_corpus', 'load_inputs', 'run_remixer', 'stats_table',
+           'plot_score_histogram', 'sample_rows', 'synth_cli', 'demo_config']
 
 # %% ../nbs/05b_synthesis.ipynb #8647a963
 @dataclass
@@ -57,10 +58,10 @@ class CustomDomain:
 
 def _sampling(**kw): return lambda: SamplingParams(seed=0, **kw)   # one completion per conversation, seeded
 
-# %% ../nbs/05b_synthesis.ipynb #2c5dffe4
+# %% ../nbs/05b_synthesis.ipynb #2c0b1675
 @dataclass
-class RemixerConfig:
-    "A ReMixer run: corpus, domain, models, and the settings of stages 0-4."
+class CorpusSettings:
+    "What a ReMixer run works on: its domain and its corpus."
     domain: str = opt("stackoverflow", help="a BRIGHT domain (biology ... theoremqa_theorems) or the name of custom_domain")
     custom_domain: CustomDomain | None = opt(None, help="a user-defined domain (name, description, kind, ...)")
     corpus: str = opt("pydoc", help="'pydoc' (the embedded demo corpus), 'bright' (the domain's BRIGHT documents), an offline "
@@ -70,10 +71,19 @@ class RemixerConfig:
     bright_source: str = opt(BRIGHT_HUB_ID, help="BRIGHT hub id or local directory (corpus, test gold ids, test queries)")
     exclude_test_ids: bool = opt(True, help="corpus 'bright': never use a gold or excluded document of a BRIGHT test query as a source")
     exclude_ids_files: list[str] = opt([], help="files of document ids never used as sources (one per line, or a JSON list)")
+
+@dataclass
+class SourceSettings:
+    "Stage 0: which documents become sources."
     n_sources: int = opt(10000, help="source documents (= queries) per domain")
     min_chars: int = opt(200, help="shortest source document, in characters")
     max_chars: int = opt(5000, help="longest source document, in characters")
     clean: bool = opt(False, help="stage 0: ask the LLM whether each source belongs to the domain (Yes/No)")
+
+# %% ../nbs/05b_synthesis.ipynb #56b47fcb
+@dataclass
+class LLMSettings:
+    "The LLM of each role, their shared response cache, and how each stage samples."
     generator: LLMSpec = opt(help="LLM for cleaning and query generation", default_factory=LLMSpec)
     annotator: LLMSpec | None = opt(None, help="LLM for relevance annotation (default: the generator)")
     reasoner: LLMSpec | None = opt(None, help="LLM writing the reasoning of q' (default: the generator)")
@@ -85,6 +95,31 @@ class RemixerConfig:
     annotation_sampling: SamplingParams = opt(help="stage 3 (paper: 0.7 / 0.95 / 40, thinking off, <= 2048 tokens)",
                                         default_factory=_sampling(temperature=0.7, top_p=0.95, top_k=40, max_tokens=2048))
     reasoning_sampling: SamplingParams = opt(help="stage 4, q'", default_factory=_sampling(temperature=0.7, top_p=0.95, max_tokens=512))
+
+# %% ../nbs/05b_synthesis.ipynb #a218c1ab
+@dataclass
+class GuardSettings:
+    "The contamination guard (after stage 1): the test queries and the n-gram rule."
+    test_queries: list[str] = opt([], help="for the contamination guard: Query JSONL files, 'bright' (the domain's task) or 'bright:<task>'")
+    contamination_n: int = opt(13, help="n of the shared word n-grams that flag a query")
+    drop_contaminated: bool = opt(False, help="drop flagged queries (otherwise only report them)")
+
+@dataclass
+class MiningSettings:
+    "Stage 2: the retriever mining candidates, and how many it keeps."
+    miner: EmbedderConfig = opt(help="retriever for candidate mining: model, lengths, trust_remote_code, backend, ... (the authors: "
+                                     "gte-Qwen2-7B-instruct, 8192 tokens, its own bidirectional code)",
+                                default_factory=lambda: EmbedderConfig(model="minilm"))
+    embed_batch_size: int = opt(32, help="encoding batch size")
+    cache_dir: str | None = opt(None, help="the miner's corpus-embedding cache; None: <out>/emb_cache (a shared folder lets other "
+                                         "stages with the same model, lengths and corpus reuse the embeddings)")
+    search_k: int = opt(1000, help="candidates retrieved per query")
+    keep_k: int = opt(100, help="candidates kept after removing the source and the query itself")
+
+# %% ../nbs/05b_synthesis.ipynb #7a93700d
+@dataclass
+class AnnotationSettings:
+    "Stage 3: the annotation prompt, its budgets and parsing."
     annotation_analysis: bool = opt(True, help="query and document analysis before the score (False: score only, for tiny models)")
     strict_parsing: bool = opt(True, help="annotation: the first <score>N</score>, cleaning: an exact Yes/No, as the authors parse; "
                                           "False: lenient parsing for small local models")
@@ -97,22 +132,21 @@ class RemixerConfig:
     annotation_max_doc_chars: int | None = opt(49152, help="candidates longer than this are not annotated (counted as too_long), "
                                                        "as 3-label.py skips documents over 0.3 x 4 x its 40,960-token context")
     keep_raw: bool = opt(False, help="keep the annotator's raw answers in annotated.jsonl")
-    reasoning: bool = opt(True, help="write q' (reasoning_query)")
-    reasoning_words: int = opt(256, help="word budget of the reasoning")
-    miner: EmbedderConfig = opt(help="retriever for candidate mining: model, lengths, trust_remote_code, backend, ... (the authors: "
-                                     "gte-Qwen2-7B-instruct, 8192 tokens, its own bidirectional code)",
-                                default_factory=lambda: EmbedderConfig(model="minilm"))
-    embed_batch_size: int = opt(32, help="encoding batch size")
-    cache_dir: str | None = opt(None, help="the miner's corpus-embedding cache; None: <out>/emb_cache (a shared folder lets other "
-                                         "stages with the same model, lengths and corpus reuse the embeddings)")
-    search_k: int = opt(1000, help="candidates retrieved per query")
-    keep_k: int = opt(100, help="candidates kept after removing the source and the query itself")
+
+@dataclass
+class AssemblySettings:
+    "Stage 4: positives and negatives of a row, and q'."
     min_pos_score: int = opt(3, help="positives: score >= this; hard negatives: 1 .. this-1")
     max_pos: int | None = opt(None, help="cap on positives per row")
     max_neg: int | None = opt(None, help="cap on negatives per row")
-    test_queries: list[str] = opt([], help="for the contamination guard: Query JSONL files, 'bright' (the domain's task) or 'bright:<task>'")
-    contamination_n: int = opt(13, help="n of the shared word n-grams that flag a query")
-    drop_contaminated: bool = opt(False, help="drop flagged queries (otherwise only report them)")
+    reasoning: bool = opt(True, help="write q' (reasoning_query)")
+    reasoning_words: int = opt(256, help="word budget of the reasoning")
+
+# %% ../nbs/05b_synthesis.ipynb #a78d91a0
+@dataclass
+class RemixerConfig(AssemblySettings, AnnotationSettings, MiningSettings, GuardSettings, LLMSettings, SourceSettings,
+                    CorpusSettings):        # keys in stage order (a dataclass lists its last base's fields first)
+    "A ReMixer run: corpus, domain, models, and the settings of stages 0-4."
     chunk_size: int = opt(64, help="items per LLM request and per resume step (annotation: 4x as many pairs)")
     seed: int = opt(0, help="seed of the source shuffle and the condition draws")
 
@@ -218,16 +252,10 @@ def _check_out_dir(out: Path, cfg: RemixerConfig):
     out.mkdir(parents=True, exist_ok=True)
     f.write_text(yaml.safe_dump(new, sort_keys=False))
 
-# %% ../nbs/05b_synthesis.ipynb #8d380884
-def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = None, embedder=None) -> dict:
-    "Run (or resume) stages 0-4 into `out_dir`; returns the statistics (also in `out_dir/stats.json`)."
-    cfg, out = config, Path(out_dir)
-    dom = check_config(cfg)
-    _check_out_dir(out, cfg)
-    docs, exclude, tests = load_inputs(cfg, dom)
-    llms = dict(llms or {})
+# %% ../nbs/05b_synthesis.ipynb #7f431e9f
+def _role_llms(cfg: RemixerConfig, llms: dict[str, Any], cache: str) -> Callable[[str], Callable]:
+    "`llm_for(role)`: a zero-argument factory of the role's LLM (`llms[role]` if given; else one per distinct spec, sharing `cache`)."
     made: dict[str, Any] = {}
-    cache = cfg.llm_cache or str(out / "llm_cache.sqlite")
     def llm_for(role: str):
         spec = {"generator": cfg.generator, "annotator": cfg.annotator or cfg.generator,
                 "reasoner": cfg.reasoner or cfg.generator}[role]
@@ -239,6 +267,16 @@ def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = No
                 made[key] = make_llm(spec.backend, spec.model, cache_path=cache, **spec.options)
             return made[key]
         return make
+    return llm_for
+
+# %% ../nbs/05b_synthesis.ipynb #f67ac14e
+def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = None, embedder=None) -> dict:
+    "Run (or resume) stages 0-4 into `out_dir`; returns the statistics (also in `out_dir/stats.json`)."
+    cfg, out = config, Path(out_dir)
+    dom = check_config(cfg)
+    _check_out_dir(out, cfg)
+    docs, exclude, tests = load_inputs(cfg, dom)
+    llm_for = _role_llms(cfg, dict(llms or {}), cfg.llm_cache or str(out / "llm_cache.sqlite"))
     def emb():
         if embedder is not None: return embedder
         from reasonembed.encoders import load_encoder

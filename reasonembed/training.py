@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
+from tqdm.auto import tqdm
 
 from .config import ConfigError, opt, from_dict, load_config, to_dict, config_help
 from .core import seed_everything, get_device, get_logger, environment_info
@@ -23,36 +24,27 @@ from .data import TrainSample, DataError
 from .batching import (BatchConfig, PlannedBatch, TrainBatch, load_train_samples, make_batch, plan_epoch,
                                   resolve_domain_sizes, usable_samples)
 from .loss import LossConfig, RIStats, GradCache, contrastive_loss, resolve_temperature
-from .models import EmbedderConfig, LoraSettings
+from .models import Embedder, EmbedderConfig, LoraSettings
 
 log = get_logger("training")
 
 # %% auto #0
-__all__ = ['log', 'LR_BY_BACKBONE', 'TrainConfig', 'resolve_for_backbone', 'training_embedder', 'warmup_steps_for',
-           'warmup_decay_log', 'lr_schedule', 'make_optimizer', 'expand_nodelist', 'slurm_env', 'init_distributed',
-           'allreduce_gradients', 'broadcast_parameters', 'torchrun_args', 'rng_state', 'set_rng_state',
-           'trainable_state', 'load_trainable_state', 'data_fingerprint', 'checkpoints', 'save_checkpoint',
-           'load_checkpoint', 'tokenize_batch', 'batch_loss_fn', 'Updater', 'DeepSpeedUpdater', 'forward_backward',
-           'read_log', 'plot_training_log', 'train', 'train_cli']
+__all__ = ['log', 'LR_BY_BACKBONE', 'OptimSettings', 'ParallelSettings', 'OutputSettings', 'TrainInputs', 'TrainConfig',
+           'resolve_for_backbone', 'training_embedder', 'warmup_steps_for', 'warmup_decay_log', 'lr_schedule',
+           'make_optimizer', 'expand_nodelist', 'slurm_env', 'init_distributed', 'allreduce_gradients',
+           'broadcast_parameters', 'torchrun_args', 'rng_state', 'set_rng_state', 'trainable_state',
+           'load_trainable_state', 'data_fingerprint', 'checkpoints', 'save_checkpoint', 'load_checkpoint',
+           'tokenize_batch', 'batch_loss_fn', 'Updater', 'DeepSpeedUpdater', 'forward_backward', 'read_log',
+           'plot_training_log', 'train', 'train_cli']
 
 # %% ../nbs/08_training.ipynb #0771bce2
 LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
                   "encoder": 2e-5}   # small full-fine-tuned encoders: sentence-transformers' default
 
-# %% ../nbs/08_training.ipynb #ad42fb35
+# %% ../nbs/08_training.ipynb #3f655ecb
 @dataclass
-class TrainConfig:
-    "A training run (Redapter): data, the embedder, loss and batching configs, optimiser, checkpoints and logging."
-    data: list[str] | str = opt([], help="training data: JSONL file(s) or folder(s) (ours or the released layout), or a hub dataset "
-                                         "id in the released layout (hanhainebula/reason-embed-data)")
-    domains: list[str] = opt([], help="train on these domains only (default: every domain in the data)")
-    output_dir: str | None = opt(None, help="run folder (checkpoints, logs, model); None: outputs/train-<timestamp>")
-    embedder: EmbedderConfig = opt(help="the model trained: start point, pooling, lengths (512 in the paper), dtype "
-                                        "(bfloat16: bf16 autocast), lora, gradient_checkpointing, device",
-                                   default_factory=lambda: EmbedderConfig(model="minilm"))
-    loss: LossConfig = opt(help="mode (ri | basic), temperature, kappa, ri_start_step, eps", default_factory=LossConfig)
-    batching: BatchConfig = opt(help="batch_size, group_size, domain_sizes, drop_last", default_factory=BatchConfig)
-    # optimiser and schedule
+class OptimSettings:
+    "The optimiser and its schedule: AdamW, warm-up and decay, clipping, how many steps, GradCache."
     lr: float | None = opt(None, help="peak learning rate (AdamW); None: by backbone kind (LR_BY_BACKBONE: decoder 1e-4, encoder 2e-5)")
     warmup_ratio: float = opt(0.1, help="fraction of the steps spent warming up (then linear decay to 0)")
     warmup: Literal["linear", "log"] = opt("linear", help="warm-up shape: 'linear' (transformers' schedule, the HF Trainer's "
@@ -66,11 +58,18 @@ class TrainConfig:
     max_steps: int = opt(0, help="optimiser steps of the schedule; 0: epochs x steps per epoch")
     stop_at: int | None = opt(None, help="stop after this step (checkpointed) without shortening the schedule; resume later")
     grad_cache_chunk: int = opt(0, help="GradCache chunk size (texts per forward); 0: off")
-    # seeds and parallelism
+
+# %% ../nbs/08_training.ipynb #992e87c1
+@dataclass
+class ParallelSettings:
+    "Seeds and parallelism."
     seed: int = opt(42, help="seed of model init, sampling and shuffling")
     deepspeed: str | None = opt(None, help="DeepSpeed config (JSON/YAML) for ZeRO; needs the deepspeed package")
     num_workers: int = opt(1, help="background threads preparing the next batch (0: inline)")
-    # checkpoints, logs, export
+
+@dataclass
+class OutputSettings:
+    "Checkpoints, logs and the exported model."
     save_every: int = opt(500, help="checkpoint every N steps (and at the end / stop_at); 0: only at the end")
     keep_checkpoints: int = opt(2, help="checkpoints kept (oldest removed)")
     resume: bool = opt(True, help="continue from the latest checkpoint in output_dir if there is one")
@@ -81,6 +80,23 @@ class TrainConfig:
     save_merged: bool = opt(True, help="export: merged full model (and the sentence-transformers layout)")
     instruction: str | None = opt(None, help="export: the instruction of the sentence-transformers query prompt; None: the data's, if it has one")
 
+# %% ../nbs/08_training.ipynb #d03cec51
+@dataclass
+class TrainInputs:
+    "What is trained on what: the data, the embedder, the loss and batching configs, the run folder."
+    data: list[str] | str = opt([], help="training data: JSONL file(s) or folder(s) (ours or the released layout), or a hub dataset "
+                                         "id in the released layout (hanhainebula/reason-embed-data)")
+    domains: list[str] = opt([], help="train on these domains only (default: every domain in the data)")
+    output_dir: str | None = opt(None, help="run folder (checkpoints, logs, model); None: outputs/train-<timestamp>")
+    embedder: EmbedderConfig = opt(help="the model trained: start point, pooling, lengths (512 in the paper), dtype "
+                                        "(bfloat16: bf16 autocast), lora, gradient_checkpointing, device",
+                                   default_factory=lambda: EmbedderConfig(model="minilm"))
+    loss: LossConfig = opt(help="mode (ri | basic), temperature, kappa, ri_start_step, eps", default_factory=LossConfig)
+    batching: BatchConfig = opt(help="batch_size, group_size, domain_sizes, drop_last", default_factory=BatchConfig)
+
+@dataclass
+class TrainConfig(OutputSettings, ParallelSettings, OptimSettings, TrainInputs):   # keys: the last base's first
+    "A training run (Redapter): data, the embedder, loss and batching configs, optimiser, checkpoints and logging."
     def __post_init__(self):
         if isinstance(self.data, (str, os.PathLike)): self.data = [str(self.data)]
         checks = [(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
@@ -571,21 +587,14 @@ def _finish(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path, step: 
         (out / "train_state.json").write_text(json.dumps({"step": step, "total_steps": total, "finished": step >= total}, indent=2))
     if world > 1: dist.barrier()
 
-# %% ../nbs/08_training.ipynb #c9bb6029
-def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | None = None) -> Path:
-    "Train an embedder with (RI-)InfoNCE as `config` says; returns the output folder. `samples` replaces `config.data`."
-    cfg = config if isinstance(config, TrainConfig) else (
+# %% ../nbs/08_training.ipynb #959d5036
+def _as_train_config(config: TrainConfig | dict | str | Path) -> TrainConfig:
+    "A `TrainConfig` as given, from a dict (checked, errors under 'train') or from a YAML file."
+    return config if isinstance(config, TrainConfig) else (
         load_config(TrainConfig, config) if isinstance(config, (str, Path)) else from_dict(TrainConfig, dict(config), where="train"))
-    from reasonembed.models import Embedder
-    from tqdm.auto import tqdm
-    samples, where, sizes = _training_data(cfg, samples)      # data first: errors before any model is loaded
-    rank, world, device = init_distributed(cfg.embedder.device)
-    spe, total, stop = _schedule(cfg, samples, sizes, world)
-    seed_everything(cfg.seed)                                  # same seed on every rank: identical LoRA init
-    emb = Embedder(training_embedder(cfg, device))
-    cfg = resolve_for_backbone(cfg, emb.is_decoder)
-    out = _output_dir(cfg, rank, world)
-    emb.train()
+
+def _trainables(cfg: TrainConfig, emb, total: int, device: str, world: int):
+    "`(params, optimizer, scheduler, engine, updater)`: the trainable parameters (rank 0's on every rank), AdamW and its schedule, DeepSpeed's engine (or None), the updater."
     named = [(n, p) for n, p in emb.model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     if not params: raise ConfigError(f"model {cfg.embedder.model}: no trainable parameters")
@@ -594,6 +603,50 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     scheduler = lr_schedule(optimizer, warmup_steps_for(cfg, total), total, cfg.warmup)
     engine = _make_deepspeed(cfg, emb, params, optimizer, scheduler, device) if cfg.deepspeed else None
     updater = DeepSpeedUpdater(engine) if engine is not None else Updater(params, optimizer, scheduler, world, cfg.max_grad_norm)
+    return params, optimizer, scheduler, engine, updater
+
+# %% ../nbs/08_training.ipynb #cd738bc8
+def _log_step(cfg: TrainConfig, log_path: Path, bar, total: int, row: dict, ri_mean: float, gnorm: float) -> None:
+    "Rank 0 after a step: `row` in the JSONL log, the progress bar, and every `log_every` steps a log line."
+    step, loss, lr = row["step"], row["loss"], row["lr"]
+    with open(log_path, "a") as fh: fh.write(json.dumps(row) + "\n")
+    bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", ri=f"{ri_mean:.2f}", lr=f"{lr:.2e}")
+    if cfg.log_every and step % cfg.log_every == 0:
+        log.info(f"step {step}/{total} loss {loss:.4f} ri_mean {ri_mean:.3f} lr {lr:.3e} grad_norm {gnorm:.3f}")
+
+def _checkpoint_state(cfg: TrainConfig, step: int, spe: int, total: int, fingerprint: str, n_samples: int) -> dict:
+    "What a checkpoint's `state.json` records of the run: the sampler position, the schedule, the data and the config."
+    ep, k = divmod(step, spe)
+    return {"epoch": ep, "batch_in_epoch": k, "steps_per_epoch": spe, "total_steps": total,
+            "data_fingerprint": fingerprint, "n_samples": n_samples, "config": to_dict(cfg)}
+
+# %% ../nbs/08_training.ipynb #67ccbcb2
+def _prefetched(prepare, start: int, stop: int, workers: int):
+    "`prepare(s)` for s in start..stop-1, in order; with `workers` > 0 the next one is prepared in a thread while this one trains."
+    if workers == 0:
+        yield from map(prepare, range(start, stop)); return
+    pool = ThreadPoolExecutor(1)
+    try:
+        nxt = pool.submit(prepare, start) if start < stop else None
+        for s in range(start, stop):
+            cur = nxt.result()
+            if s + 1 < stop: nxt = pool.submit(prepare, s + 1)
+            yield cur
+    finally: pool.shutdown(wait=True, cancel_futures=True)
+
+# %% ../nbs/08_training.ipynb #81d549ef
+def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | None = None) -> Path:
+    "Train an embedder with (RI-)InfoNCE as `config` says; returns the output folder. `samples` replaces `config.data`."
+    cfg = _as_train_config(config)
+    samples, where, sizes = _training_data(cfg, samples)      # data first: errors before any model is loaded
+    rank, world, device = init_distributed(cfg.embedder.device)
+    spe, total, stop = _schedule(cfg, samples, sizes, world)
+    seed_everything(cfg.seed)                                  # same seed on every rank: identical LoRA init
+    emb = Embedder(training_embedder(cfg, device))
+    cfg = resolve_for_backbone(cfg, emb.is_decoder)
+    out = _output_dir(cfg, rank, world)
+    emb.train()
+    params, optimizer, scheduler, engine, updater = _trainables(cfg, emb, total, device, world)
     seed_everything(cfg.seed + 1000 * rank + 1)                # dropout streams differ between ranks
     fingerprint = data_fingerprint(samples)
     step, log_path = _resume(cfg, out, emb.model, optimizer, scheduler, engine, rank, world, fingerprint, total), out / "train_log.jsonl"
@@ -601,33 +654,22 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
         log.info(f"training {emb!r}: {sum(p.numel() for p in params):,} trainable parameters, {len(samples)} samples, "
                  f"{spe} steps/epoch, {total} steps, world size {world}, mode {cfg.loss.mode}, output {out}")
     prepare = _batch_maker(cfg, emb, samples, sizes, spe, rank, world)
-    pool = ThreadPoolExecutor(1) if cfg.num_workers > 0 else None
-    nxt = pool.submit(prepare, step) if pool and step < stop else None
+    batches = _prefetched(prepare, step, stop, cfg.num_workers)
     bar = tqdm(total=stop, initial=step, desc="train", disable=not cfg.progress or rank != 0, unit="step")
     t_last = time.perf_counter()
     try:
-        while step < stop:
-            gb, lb, inputs = nxt.result() if pool else prepare(step)
-            if pool and step + 1 < stop: nxt = pool.submit(prepare, step + 1)
+        for gb, lb, inputs in batches:
             lr = updater.lr
             loss, stats = forward_backward(emb, lb, inputs, cfg.loss, step, updater, cfg.grad_cache_chunk)
             gnorm = updater.step()
             step += 1
             now = time.perf_counter(); dt, t_last = now - t_last, now
-            if rank == 0:
-                with open(log_path, "a") as fh: fh.write(json.dumps(_log_row(step, gb, loss, stats, lr, gnorm, dt)) + "\n")
-                bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", ri=f"{stats.ri_mean:.2f}", lr=f"{lr:.2e}")
-                if cfg.log_every and step % cfg.log_every == 0:
-                    log.info(f"step {step}/{total} loss {loss:.4f} ri_mean {stats.ri_mean:.3f} lr {lr:.3e} grad_norm {gnorm:.3f}")
+            if rank == 0: _log_step(cfg, log_path, bar, total, _log_row(step, gb, loss, stats, lr, gnorm, dt), stats.ri_mean, gnorm)
             if step == stop or (cfg.save_every and step % cfg.save_every == 0):
-                ep, k = divmod(step, spe)
-                save_checkpoint(out, step, emb.model, optimizer, scheduler,
-                                {"epoch": ep, "batch_in_epoch": k, "steps_per_epoch": spe, "total_steps": total,
-                                 "data_fingerprint": fingerprint, "n_samples": len(samples), "config": to_dict(cfg)},
+                save_checkpoint(out, step, emb.model, optimizer, scheduler, _checkpoint_state(cfg, step, spe, total, fingerprint, len(samples)),
                                 rank, world, cfg.keep_checkpoints, engine)
     finally:
-        bar.close()
-        if pool: pool.shutdown(wait=True, cancel_futures=True)
+        bar.close(); batches.close()                           # the background thread stops with the loop
     _finish(cfg, emb, samples, out, step, total, rank, world)
     return out
 

@@ -118,10 +118,9 @@ def vllm_subprocess_env() -> dict:
 
 # %% ../nbs/00_core.ipynb #618e68a8
 def md_table(df, floatfmt: str = ".2f") -> str:
-    "A pandas DataFrame as a GitHub markdown table (index included when it is named)."
+    "A pandas DataFrame as a GitHub markdown table (index included when it is named); a missing number is `–`."
     if df.index.name is not None: df = df.reset_index()
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else ("" if v is None else str(v).replace("|", "\\|").replace("\n", " "))
+    fmt = lambda v: ("–" if v != v else format(v, floatfmt)) if isinstance(v, float) else ("" if v is None else str(v).replace("|", "\\|").replace("\n", " "))
     head = "| " + " | ".join(map(str, df.columns)) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     return "\n".join([head, sep] + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)])
-

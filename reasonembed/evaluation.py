@@ -18,7 +18,7 @@ from .data import DataError
 from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, list_r2med_local_tasks, load_bright_task, load_r2med_task, local_instructions, overlapping_tasks, variant_config, DATASET_OVERLAPS
 from .bm25 import bm25_retrieve
 from .hub import resolve_dataset
-from .models import SAVED_CONFIG, EmbedderConfig, HELD_EMBEDDER_KEYS, check_held_embedder, held_embedder, held_embedder_help
+from .models import SAVED_CONFIG, EmbedderConfig, check_held_embedder, held_embedder, held_embedder_help
 from .retrieval import CACHE_SHARD_SIZE, CORPUS_DTYPE, dense_retrieve, encode_corpus_shard, safe_name, weights_fingerprint
 from .statistics import compare_models, score_intervals, significance_markdown
 

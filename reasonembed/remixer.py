@@ -380,8 +380,8 @@ def split_labels(doc_ids: list[str], labels: list[int], min_pos_score: int = 3,
     return pos, neg
 
 # %% ../nbs/05a_remixer.ipynb #63a326d5
-def _to_assemble(ann: list, texts: dict[str, str], done: set, min_pos_score: int = 3, max_pos: int | None = None,
-                 max_neg: int | None = None, where="<annotated>") -> tuple[list, list]:
+def _to_assemble(ann: list, texts: dict[str, str], done: set, min_pos_score: int, max_pos: int | None,
+                 max_neg: int | None, where="<annotated>") -> tuple[list, list]:
     "The queries of `ann` not `done` as `(record, positives, negatives)`, and `Dropped` entries for those without a positive or a negative."
     todo, dropped = [], []
     for a in ann:

@@ -12,12 +12,14 @@ from typing import Any
 
 import yaml
 
+from .core import UserError
+
 # %% auto #0
 __all__ = ['ConfigError', 'opt', 'config_help', 'did_you_mean', 'from_dict', 'load_yaml', 'from_yaml', 'to_dict',
            'apply_overrides', 'deep_merge', 'load_config']
 
 # %% ../nbs/00a_config.ipynb #042de9e9
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     "A config file or dict that does not match its dataclass."
 
 def opt(default=dataclasses.MISSING, help: str = "", **kw):

@@ -11,8 +11,9 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['get_logger', 'seed_everything', 'get_device', 'cache_dir', 'git_commit', 'environment_info', 'write_run_files',
-           'run_timestamp', 'make_run_dir', 'vllm_python', 'vllm_subprocess_env', 'md_table']
+__all__ = ['get_logger', 'UserError', 'MissingExtraError', 'require_extra', 'fingerprint', 'seed_everything', 'get_device',
+           'cache_dir', 'git_commit', 'environment_info', 'write_run_files', 'run_timestamp', 'make_run_dir',
+           'vllm_python', 'vllm_subprocess_env', 'md_table']
 
 # %% ../nbs/00_core.ipynb #b3276f22
 def get_logger(name: str = "reasonembed", level: int | str | None = None) -> logging.Logger:
@@ -27,6 +28,52 @@ def get_logger(name: str = "reasonembed", level: int | str | None = None) -> log
     log = logging.getLogger(name if name.startswith("reasonembed") else f"reasonembed.{name}")
     if level is not None: log.setLevel(level)
     return log
+
+# %% ../nbs/00_core.ipynb #d9713ca9
+class UserError(Exception):
+    "A mistake the user can fix: `reasonembed` prints the message as one line and exits with status 2."
+
+class MissingExtraError(UserError, ImportError):
+    "An optional dependency is not installed; the message names the command that installs it."
+
+def require_extra(module: str, extra: str, what: str = ""):
+    "Import `module`, or raise `MissingExtraError` naming `pip install 'reasonembed[extra]'`."
+    import importlib
+    try: return importlib.import_module(module)
+    except ImportError as e:
+        need = f" for {what}" if what else ""
+        raise MissingExtraError(f"'{module}' is needed{need} but is not installed ({e}); "
+                                f"install it with: pip install 'reasonembed[{extra}]'") from None
+
+# %% ../nbs/00_core.ipynb #096c942f
+_FILE_HASHES: dict = {}
+
+def _file_digest(p: Path) -> str:
+    import hashlib
+    st = p.stat(); key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]
+
+def _item_digest(x) -> str:
+    if isinstance(x, os.PathLike):
+        p = Path(x)
+        if p.is_file(): return "file:" + _file_digest(p)
+        if p.is_dir(): return "dir:" + json.dumps([(str(f.relative_to(p)), _file_digest(f))
+                                                   for f in sorted(p.rglob("*")) if f.is_file()])
+        return "missing"
+    if dataclasses.is_dataclass(x) and not isinstance(x, type): x = dataclasses.asdict(x)
+    return "value:" + json.dumps(x, sort_keys=True, default=str)
+
+def fingerprint(*items) -> str:
+    "A short hash of files' contents (`Path` items) and values (anything else): equal inputs, equal fingerprints."
+    import hashlib
+    h = hashlib.sha256()
+    for x in items: h.update(_item_digest(x).encode()); h.update(b"\0")
+    return h.hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #82749b17
 def seed_everything(seed: int) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .config import ConfigError, _check_value
+from .core import UserError
 
 # %% auto #0
 __all__ = ['RECORDS', 'DataError', 'Doc', 'Query', 'Qrel', 'TrainSample', 'parse_record', 'iter_jsonl', 'read_jsonl',
@@ -17,7 +18,7 @@ __all__ = ['RECORDS', 'DataError', 'Doc', 'Query', 'Qrel', 'TrainSample', 'parse
            'text_md5', 'dedup_by_md5', 'pydoc_corpus']
 
 # %% ../nbs/01_data.ipynb #4a93443c
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     "A data file that does not match its record type; the message names file, line and field."
 
 @dataclass

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 
 from .config import ConfigError
-from .core import get_logger
+from .core import UserError, get_logger
 from .models import Embedder, EmbedderBase, EmbedderConfig, _resolve_dtype, stale_gguf_marker
 
 log = get_logger("encoders")
@@ -29,7 +29,7 @@ VLLM_POOLING = {"last": "LAST", "mean": "MEAN", "cls": "CLS"}   # our pooling ->
 REQUEST_TEXTS = 512           # texts per request to one engine worker (two in flight per worker)
 _RESERVED = ("model", "runner", "pooler_config")   # set from the EmbedderConfig, not vllm_options
 
-class EncoderError(RuntimeError):
+class EncoderError(UserError, RuntimeError):
     "A vLLM engine worker failed; the message carries its log tail."
 
 def _visible_gpus() -> list[str]:

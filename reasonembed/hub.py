@@ -9,7 +9,7 @@ import hashlib, importlib.util, json, os, shutil
 from pathlib import Path
 from fastcore.basics import patch
 
-from .core import cache_dir, get_logger
+from .core import UserError, cache_dir, get_logger
 
 # %% auto #0
 __all__ = ['SHORT_NAMES', 'OFFLINE_DATASETS', 'HubError', 'ModelNotAvailableError', 'HubFileError', 'minilm_path', 'smollm2_gguf',
@@ -17,7 +17,7 @@ __all__ = ['SHORT_NAMES', 'OFFLINE_DATASETS', 'HubError', 'ModelNotAvailableErro
            'resolve_dataset', 'dataset_name', 'hub_file', 'LocalHub']
 
 # %% ../nbs/00b_hub.ipynb #26c1f1c6
-class HubError(RuntimeError):
+class HubError(UserError, RuntimeError):
     "Something the hub (or its local cache) cannot provide."
 
 class ModelNotAvailableError(HubError):

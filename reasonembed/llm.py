@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
-from .core import get_device, get_logger
+from .core import UserError, get_device, get_logger
 from .config import opt
 from .hub import resolve_model
 
@@ -26,7 +26,7 @@ __all__ = ['log', 'BACKENDS', 'LLMError', 'SamplingParams', 'request_seed', 'cac
            'free_port', 'vllm_server']
 
 # %% ../nbs/04_llm.ipynb #c4afc9df
-class LLMError(RuntimeError):
+class LLMError(UserError, RuntimeError):
     "An LLM call that cannot succeed: bad input, missing backend package, auth / model-not-found, retries exhausted."
 
 @dataclass

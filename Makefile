@@ -76,8 +76,13 @@ gpu-check:
 readme:
 	$(PYTHON) .ci/render_readme.py
 
+# JupyterLab on the chapters (nbs/) with the project's kernel (python3 of .venv, which imports this checkout); as root
+# (containers) Jupyter refuses to start without --allow-root, so the target adds it there. Extra options: LAB_ARGS,
+# e.g. `make lab LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888"` (tests/test_lab.py starts it this way).
+LAB_ARGS ?=
 lab: install
-	$(BIN)/jupyter lab nbs/
+	$(BIN)/jupyter lab --ServerApp.root_dir=nbs --MappingKernelManager.default_kernel_name=python3 \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,7 +5,7 @@ model's settings, `reasonembed mteb`, and a BRIGHT copy served to mteb's task co
 
 # %% ../nbs/03e_mteb.ipynb #7cb21a9e
 from __future__ import annotations
-import dataclasses, json
+import dataclasses, json, shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +17,7 @@ from .benchmarks import (BRIGHT_LONG_TASKS, BRIGHT_TASKS, DATASET_OVERLAPS, GENE
                                     R2MED_INSTRUCTIONS, R2MED_TASKS, task_instruction)
 from .config import ConfigError, config_help, from_dict, load_config, opt, to_dict
 from .core import get_logger, make_run_dir, md_table
+from .data import DataError
 from .domains import BRIGHT_DOMAINS
 from .hub import HubError
 from .models import SAVED_CONFIG, EmbedderConfig, check_held_embedder, held_embedder, held_embedder_help
@@ -26,10 +27,11 @@ log = get_logger("mteb")
 
 # %% auto #0
 __all__ = ['log', 'MTEB_VERSION', 'MTEB_BENCHMARKS', 'MTEB_TASKS', 'PROJECT_URL', 'RELEASED_MODELS', 'RELEASED_CODE',
-           'RELEASED_DATA_URL', 'SHORT_HUB_IDS', 'MTEB_BRIGHT_REPO', 'MTEB_BRIGHT_REVISION', 'require_mteb', 'MtebTask',
-           'mteb_instruction', 'mteb_max_len', 'MtebModel', 'input_texts', 'hub_snapshot', 'saved_settings',
-           'model_meta', 'load_mteb_model', 'bright_dataset_card', 'bright_hub', 'MtebConfig', 'mteb_config_help',
-           'mteb_tasks', 'load_mteb_encoder', 'mteb_summary', 'mteb_markdown', 'run_mteb', 'mteb_cli']
+           'RELEASED_DATA_URL', 'SHORT_HUB_IDS', 'CITATION', 'RELEASED_MODEL_IDS', 'TRAINED_ON', 'MTEB_BRIGHT_REPO',
+           'MTEB_BRIGHT_REVISION', 'require_mteb', 'MtebTask', 'mteb_instruction', 'mteb_max_len', 'MtebModel',
+           'input_texts', 'hub_snapshot', 'saved_settings', 'model_meta', 'load_mteb_model', 'released_model_meta',
+           'bright_dataset_card', 'bright_hub', 'MtebConfig', 'mteb_config_help', 'mteb_tasks', 'load_mteb_encoder',
+           'mteb_summary', 'mteb_markdown', 'run_mteb', 'mteb_cli', 'results_repo_folder', 'write_results_repo']
 
 # %% ../nbs/03e_mteb.ipynb #a7415e7f
 MTEB_VERSION = "2.26.24"     # the mteb of the `[mteb]` extra: the task names, prompts and loaders below are checked against it
@@ -250,6 +252,31 @@ def load_mteb_model(model_name: str, revision: str | None = None, device: str | 
     if model is None and revision and revision != "no_revision_available": d["revision"] = revision
     return MtebModel(load_encoder(from_dict(EmbedderConfig, d, where="load_mteb_model"), _explicit=set(d) - {"model"}))
 
+# %% ../nbs/03e_mteb.ipynb #b30e0002
+CITATION = """@article{chen2025reasonembed,
+  title={ReasonEmbed: Enhanced Text Embeddings for Reasoning-Intensive Document Retrieval},
+  author={Chen, Jianlyu and Lan, Junwei and Li, Chaofan and Lian, Defu and Liu, Zheng},
+  journal={arXiv preprint arXiv:2510.08252},
+  year={2025}
+}"""
+_BACKBONES = {"qwen3-8b": ("hanhainebula/qwen3-8b-ft-msmarco", 4096, 32768), "qwen3-4b": ("Qwen/Qwen3-4B", 2560, 32768),
+              "llama-3.1-8b": ("meta-llama/Llama-3.1-8B", 4096, 131072)}    # start checkpoint (8B: the authors' "-ms"), hidden size, native context (model cards)
+RELEASED_MODEL_IDS = [f"{RELEASED_MODELS}{kind}{b}-0928" for b in _BACKBONES for kind in ("", "basic-")]
+TRAINED_ON = {"MSMARCO", *(f"Bright{_MTEB_DOMAIN[t]}Retrieval" for t in BRIGHT_TASKS)}    # BRIGHT(v1.1)'s 12 short tasks
+
+def released_model_meta(hub_id: str, revision: str | None = None):
+    "mteb's `ModelMeta` of a released ReasonEmbed checkpoint (`RELEASED_MODEL_IDS`), without loading it."
+    require_mteb()
+    from mteb.models.model_meta import ModelMeta, ScoringFunction
+    if hub_id not in RELEASED_MODEL_IDS: raise ConfigError(f"{hub_id}: not a released ReasonEmbed model ({', '.join(RELEASED_MODEL_IDS)})")
+    start, dim, context = next(v for b, v in _BACKBONES.items() if hub_id.endswith(f"-{b}-0928"))
+    return ModelMeta(
+        loader=load_mteb_model, loader_kwargs={}, name=hub_id, revision=revision, release_date=None, languages=["eng-Latn"],
+        n_parameters=None, memory_usage_mb=None, max_tokens=context, embed_dim=dim, license=None, open_weights=True,
+        public_training_code=RELEASED_CODE, public_training_data=RELEASED_DATA_URL, framework=["PyTorch", "Transformers"],
+        reference=f"https://huggingface.co/{hub_id}", similarity_fn_name=ScoringFunction.DOT_PRODUCT, use_instructions=True,
+        training_datasets=set(TRAINED_ON), adapted_from=start, modalities=["text"], model_type=["dense"], citation=CITATION)
+
 # %% ../nbs/03e_mteb.ipynb #58455ac9
 MTEB_BRIGHT_REPO = "mteb/BRIGHT"
 MTEB_BRIGHT_REVISION = "c26703e6600d97c579ee2985f16cf307db13ed85"    # the revision BRIGHT(v1.1)'s tasks load (checked below)
@@ -302,6 +329,8 @@ class MtebConfig:
                                                                           "'only-missing' runs only the tasks without results (a rerun resumes)")
     save_predictions: bool = opt(False, help="also write each task's ranking (top 1000 per query) to <output_dir>/mteb/predictions/")
     show_progress: bool = opt(True, help="progress bars")
+    results_repo: str | None = opt(None, help="a checkout of embeddings-benchmark/results: the run's results are copied into its "
+                                             "results/<model>/<revision>/ (checked as that repository checks them), ready for a pull request")
 
     def __post_init__(self):
         self.embedder = check_held_embedder(self.embedder, "MtebConfig", "this config's")
@@ -385,7 +414,7 @@ def run_mteb(cfg: MtebConfig, encoder=None) -> dict:
                             encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": cfg.show_progress},
                             prediction_folder=out / "mteb" / "predictions" if cfg.save_predictions else None,
                             show_progress_bar=cfg.show_progress)
-    except DatasetNotFoundError as e:
+    except (DatasetNotFoundError, ConnectionError) as e:      # ConnectionError: offline, or HF_ENDPOINT unreachable (datasets says so)
         raise HubError(f"mteb could not load a task's dataset ({str(e)[:300]}). Without the hub: serve a local copy "
                        f"(reasonembed.mteb.bright_hub(folder) for BRIGHT, LocalHub for others) and set HF_ENDPOINT") from None
     finally:
@@ -393,6 +422,7 @@ def run_mteb(cfg: MtebConfig, encoder=None) -> dict:
     by_name = {t.metadata.name: t for t in tasks}
     rows = {tr.task_name: _task_row(tr, by_name[tr.task_name], model) for tr in res.task_results if tr.task_name in by_name}
     summary = mteb_summary(rows, cfg, model.mteb_model_meta, out)
+    if cfg.results_repo: summary["contributed"] = str(write_results_repo(summary["results_dir"], cfg.results_repo))
     (out / "mteb_results.json").write_text(json.dumps(summary, indent=2))
     (out / "mteb_results.md").write_text(mteb_markdown(summary))
     log.info(f"mteb: {len(rows)} task(s), mean main score {summary['averages']['all']:.4f} -> {summary['results_dir']}")
@@ -418,3 +448,31 @@ def mteb_cli(
     summary = run_mteb(cfg)
     print(Path(summary["output_dir"], "mteb_results.md").read_text())
     print(f"mteb's results in {summary['results_dir']}")
+
+# %% ../nbs/03e_mteb.ipynb #b30e0005
+def results_repo_folder(meta: dict, repo) -> Path:
+    "Where a model's results go in a results-repository checkout: `results/<name as path>/<revision>/`."
+    name, rev = meta.get("name"), meta.get("revision")
+    if not name or not rev or rev == "no_revision_available":
+        raise ConfigError(f"model_meta.json: name {name!r}, revision {rev!r}: the results repository needs both (a hub commit, "
+                          "or our weights' fingerprint for a local model)")
+    return Path(repo) / "results" / name.replace(" ", "_").replace("/", "__") / rev
+
+def write_results_repo(results_dir, repo, overwrite: bool = False) -> Path:
+    "Copy mteb's results folder of one model and revision (`run_mteb`'s `results_dir`) into a results-repository checkout."
+    mteb, src = require_mteb(), Path(results_dir)
+    if not (Path(repo) / "results").is_dir():
+        raise ConfigError(f"{repo}: no results/ folder: not a checkout of embeddings-benchmark/results (git clone it first)")
+    if not (src / "model_meta.json").is_file(): raise DataError(f"{src}: no model_meta.json: not a folder mteb wrote")
+    dest = results_repo_folder(json.loads((src / "model_meta.json").read_text()), repo)
+    files = sorted(p for p in src.glob("*.json"))
+    for f in files:
+        if f.name == "model_meta.json": continue
+        try: mteb.TaskResult.from_disk(f)
+        except Exception as e: raise DataError(f"{f}: not an mteb task result ({type(e).__name__}: {str(e)[:200]})") from None
+        if (dest / f.name).is_file() and (dest / f.name).read_bytes() != f.read_bytes() and not overwrite:
+            raise DataError(f"{dest / f.name}: exists with other content; pass overwrite=True to replace it")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files: shutil.copyfile(f, dest / f.name)
+    log.info(f"{len(files)} file(s) -> {dest}")
+    return dest

@@ -145,6 +145,21 @@ def test_results_folder_layout_and_model_meta(run):
     assert (out / "mteb_results.md").read_text().startswith("mteb ") and "BrightBiologyLongRetrieval" in run["stdout"]
 
 
+def test_results_copied_into_a_results_repo_checkout(run, tmp_path):
+    "mteb's folder of the run, copied as embeddings-benchmark/results lays out a model: results/<name>/<revision>/*.json."
+    from reasonembed.data import DataError
+    from reasonembed.mteb import write_results_repo
+    (tmp_path / "results").mkdir()
+    dest = write_results_repo(run["summary"]["results_dir"], tmp_path)
+    assert dest == tmp_path / "results" / "reasonembed__ri-run-model" / run["summary"]["revision"]
+    assert sorted(p.name for p in dest.iterdir()) == sorted([f"{n}.json" for n in TASKS] + ["model_meta.json"])
+    meta = json.loads((dest / "model_meta.json").read_text())
+    assert (meta["name"].replace("/", "__"), meta["revision"]) == dest.parts[-2:]     # the repository's folder rule
+    (dest / "BrightLeetcodeRetrieval.json").write_text("{}")
+    with pytest.raises(DataError, match="exists with other content"):
+        write_results_repo(run["summary"]["results_dir"], tmp_path)
+
+
 @pytest.mark.vllm
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vLLM (make install-vllm)")
 def test_the_wrapper_runs_the_vllm_backend_as_the_hf_one(tmp_path):
@@ -172,3 +187,16 @@ def test_the_wrapper_runs_the_vllm_backend_as_the_hf_one(tmp_path):
     for a, b in zip(got["hf"], got["vllm"]):
         cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
         assert cos.min() >= 0.9999, cos
+
+
+@pytest.mark.mteb
+def test_mteb_offline_is_one_error_line(tmp_path):
+    "Hub unreachable (HF_HUB_OFFLINE, nothing cached): `reasonembed mteb` ends with one HubError line and status 2, no traceback."
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "reasonembed.cli", "mteb", "--model", "minilm", "--tasks", "BrightBiologyRetrieval",
+                        "--output-dir", str(tmp_path / "run"), "--set", "embedder.device=cpu", "show_progress=false"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr[-3000:]
+    errors = [l for l in p.stderr.splitlines() if l.startswith("reasonembed mteb: error:")]
+    assert len(errors) == 1 and "mteb could not load a task's dataset" in errors[0] and "HF_ENDPOINT" in errors[0], p.stderr[-3000:]

@@ -21,8 +21,8 @@ log = get_logger("batching")
 
 # %% auto #0
 __all__ = ['log', 'RELEASED_DATA', 'RELEASED_FOLDER', 'released_sample', 'data_files', 'load_train_samples', 'demo_samples',
-           'BatchConfig', 'resolve_domain_sizes', 'PlannedBatch', 'plan_epoch', 'sample_negatives', 'TrainBatch',
-           'make_batch', 'usable_samples']
+           'BatchConfig', 'resolve_domain_sizes', 'PlannedBatch', 'plan_epoch', 'sample_negatives', 'has_reasoning',
+           'TrainBatch', 'make_batch', 'usable_samples']
 
 # %% ../nbs/07_batching.ipynb #37128f26
 RELEASED_DATA = "hanhainebula/reason-embed-data"   # the authors' released training data (a hub dataset)
@@ -193,6 +193,12 @@ def sample_negatives(neg: list[str], k: int, rng: np.random.Generator) -> list[i
     if len(neg) >= k: return rng.choice(len(neg), size=k, replace=False).tolist()
     return rng.permutation(len(neg)).tolist() + rng.choice(len(neg), size=k - len(neg), replace=True).tolist()
 
+# %% ../nbs/07_batching.ipynb #1e92f9e2
+def has_reasoning(query: str, reasoning_query: str | None) -> bool:
+    "Whether a row has a real q′: a `reasoning_query` that is given, not blank, and not the query itself (whitespace aside)."
+    if not (reasoning_query or "").strip(): return False
+    return " ".join(reasoning_query.split()) != " ".join(query.split())
+
 # %% ../nbs/07_batching.ipynb #1b9614ba
 @dataclass
 class TrainBatch:
@@ -210,6 +216,11 @@ class TrainBatch:
     global_size: int = 0     # queries in the global batch
 
     def __len__(self) -> int: return len(self.ids)
+
+    @property
+    def has_reason(self) -> list[bool]:
+        "Per query: whether it has a real q′ (`has_reasoning`); False: q′ = q or none, RI 1 without a second forward."
+        return [has_reasoning(q, r) for q, r in zip(self.queries, self.reasoning_queries)]
 
     def shard(self, rank: int, world_size: int) -> "TrainBatch":
         "Rank `rank`'s slice (as even as possible, in rank order) of this global batch."

@@ -30,7 +30,8 @@ __all__ = ['log', 'score_intensity', 'summarize_intensity', 'plot_intensity', 'I
 # %% ../nbs/07a_intensity.ipynb #3d07cea7
 def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batching: BatchConfig | None = None,
                     seed: int = 0, where: list[str] | None = None, show_progress: bool = True) -> list[dict]:
-    "RI of every usable sample with `embedder` (no training), batched as in training: `{id, domain, L, L_reason, RI}` each."
+    """RI of every usable sample with `embedder` (no training), batched as in training: `{id, domain, L, L_reason, RI,
+    ri_fixed}` each. A row without a real q′ (`has_reasoning`: q′ = q) is not embedded twice: RI 1, L′ = L, `ri_fixed` True."""
     if not samples: return []
     if loss.temperature is None: raise ConfigError("loss.temperature is not set: give the temperature the RI is measured at")
     sizes = resolve_domain_sizes(samples, where, batching)
@@ -44,20 +45,23 @@ def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batc
             for pb in tqdm(plan, desc="reasoning intensity", disable=not show_progress, unit="batch"):
                 b = make_batch(samples, pb, seed)
                 q = embedder.embed([embedder.format_query(x, i) for x, i in zip(b.queries, b.instructions)], True)
-                qr = embedder.embed([embedder.format_query(x, i) for x, i in zip(b.reasoning_queries, b.instructions)], True)
                 p = embedder.embed(b.passages, False)
                 L = info_nce_per_sample(q, p, group_size=b.group_size, temperature=loss.temperature)
-                Lr = info_nce_per_sample(qr, p, group_size=b.group_size, temperature=loss.temperature)
-                ri = reasoning_intensity(L, Lr, loss.eps)
-                for sid, l, lr, r in zip(b.ids, L.tolist(), Lr.tolist(), ri.tolist()):
-                    out[sid] = {"id": sid, "domain": pb.domain, "L": l, "L_reason": lr, "RI": r}
+                Lr, ri, real = L.clone(), torch.ones_like(L), [k for k, h in enumerate(b.has_reason) if h]
+                if real:
+                    qr = embedder.embed([embedder.format_query(b.reasoning_queries[k], b.instructions[k]) for k in real], True)
+                    pos = torch.tensor(real, device=p.device) * b.group_size
+                    Lr[real] = info_nce_per_sample(qr, p, pos, temperature=loss.temperature)
+                    ri[real] = reasoning_intensity(L[real], Lr[real], loss.eps)
+                for sid, h, l, lr, r in zip(b.ids, b.has_reason, L.tolist(), Lr.tolist(), ri.tolist()):
+                    out[sid] = {"id": sid, "domain": pb.domain, "L": l, "L_reason": lr, "RI": r, "ri_fixed": not h}
     finally:
         embedder.train(was_training)
     return [out[s.id] for s in samples]
 
 # %% ../nbs/07a_intensity.ipynb #ff74c226
 def summarize_intensity(scores: list[dict]) -> dict[str, dict]:
-    "Per-domain (and 'all') count, mean/median/min/max RI, share with RI > 1, mean L and L′."
+    "Per-domain (and 'all') count, mean/median/min/max RI, share with RI > 1, mean L and L′, rows with RI fixed at 1 (q′ = q)."
     groups = defaultdict(list)
     for r in scores: groups[r["domain"]].append(r); groups["all"].append(r)
     out = {}
@@ -65,7 +69,8 @@ def summarize_intensity(scores: list[dict]) -> dict[str, dict]:
         ri = np.array([r["RI"] for r in rows])
         out[d] = {"n": len(rows), "ri_mean": float(ri.mean()), "ri_median": float(np.median(ri)), "ri_min": float(ri.min()),
                   "ri_max": float(ri.max()), "share_ri_gt_1": float((ri > 1).mean()),
-                  "L_mean": float(np.mean([r["L"] for r in rows])), "L_reason_mean": float(np.mean([r["L_reason"] for r in rows]))}
+                  "L_mean": float(np.mean([r["L"] for r in rows])), "L_reason_mean": float(np.mean([r["L_reason"] for r in rows])),
+                  "ri_fixed": sum(bool(r.get("ri_fixed")) for r in rows)}
     return out
 
 def plot_intensity(scores: list[dict], out: str | Path | None = None, bins: int = 30):
@@ -157,6 +162,7 @@ def intensity_cli(
     cfg = load_config(IntensityConfig, config, set, base=given)
     if not cfg.data: raise ConfigError("reasonembed intensity: give the training data (a JSONL file) or data: [...] in the config")
     scores, summ, loss = run_intensity(cfg)
-    print(f"{'domain':<20} {'n':>6} {'RI mean':>8} {'median':>8} {'RI>1':>6}   (temperature {loss.temperature if loss else 'as before'})")
-    for d, s in summ.items(): print(f"{d:<20} {s['n']:>6} {s['ri_mean']:>8.3f} {s['ri_median']:>8.3f} {s['share_ri_gt_1']:>6.2f}")
-    print(f"scores in {cfg.out}")
+    print(f"{'domain':<20} {'n':>6} {'RI mean':>8} {'median':>8} {'RI>1':>6} {'q′=q':>6}   (temperature {loss.temperature if loss else 'as before'})")
+    for d, s in summ.items():
+        print(f"{d:<20} {s['n']:>6} {s['ri_mean']:>8.3f} {s['ri_median']:>8.3f} {s['share_ri_gt_1']:>6.2f} {s.get('ri_fixed', 0):>6}")
+    print(f"q′=q: rows without a reasoning (RI fixed at 1, not measured); scores in {cfg.out}")

@@ -122,6 +122,7 @@ class RIStats:
     loss_raw_mean: float = math.nan  # mean L over the batch
     loss_reason_mean: float = math.nan  # mean L' over the batch
     used_ri: bool = False  # True when the returned loss is the RI-weighted sum
+    ri_fixed: int = 0  # rows whose RI is 1 by definition: q′ = q, no second forward (`has_reason` False)
 
     def as_dict(self, prefix: str = "") -> dict:
         "Plain dict for JSON logging, keys optionally prefixed."
@@ -132,10 +133,11 @@ def reasoning_intensity(loss: Tensor, loss_reason: Tensor, eps: float = 1e-6) ->
     return loss.detach().float() / (loss_reason.detach().float() + eps)
 
 def ri_weights(loss: Tensor, loss_reason: Tensor, kappa: float = 5.0, eps: float = 1e-6,
-               mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    "Detached `(weights, ri)`: `ri = loss / (loss_reason + eps)`, weights = `clamp(ri, 0, kappa)` L1-normalised (uniform if all are 0)."
+               mask: Tensor | None = None, fixed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    "Detached `(weights, ri)`: `ri = loss / (loss_reason + eps)` (1 exactly where `fixed`), weights = `clamp(ri, 0, kappa)` L1-normalised (uniform if all are 0)."
     with torch.no_grad():
         ri = reasoning_intensity(loss, loss_reason, eps)
+        if fixed is not None: ri = torch.where(fixed.bool(), torch.ones_like(ri), ri)
         c = ri.clamp(0, kappa)
         m = torch.ones_like(c) if mask is None else mask.float()
         c = c * m
@@ -155,53 +157,77 @@ def _default_global_pos(n, m, group_size, rank, world, device):
                          f"got {m}: gather them with gather_with_grad or pass pos_idx")
     return global_pos_idx(n, group_size, rank, device)
 
+def _reason_losses(L: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor, has_reason, temperature: float,
+                   normalize: bool) -> tuple[Tensor, Tensor]:
+    "`(L', fixed)` per local row, no gradient: L' of q′; a row without one (`has_reason` False) has L' = L and fixed = 1 (no forward of it)."
+    n, d = L.shape[0], p.shape[1]
+    nce = lambda qr, idx: info_nce_per_sample(qr.detach(), p.detach(), idx, temperature=temperature, normalize=normalize)
+    if has_reason is None:
+        if q_reason is None: return torch.full_like(L, math.nan), torch.zeros_like(L)
+        if q_reason.shape != (n, d): raise ValueError(f"q_reason must have the shape of q {(n, d)}, got {tuple(q_reason.shape)}")
+        return nce(q_reason, pos_idx), torch.zeros_like(L)
+    hr = torch.as_tensor(has_reason).bool()
+    if hr.shape != (n,): raise ValueError(f"has_reason must have shape ({n},), got {tuple(hr.shape)}")
+    k = int(hr.sum())
+    got = None if q_reason is None else tuple(q_reason.shape)
+    if (k and got != (k, d)) or (not k and got not in (None, (0, d))):
+        raise ValueError(f"q_reason must hold the {k} rows with a reasoning (has_reason True), shape {(k, d)}, got {got}")
+    hr = hr.to(L.device)
+    Lr = L.detach().clone()
+    if k: Lr[hr] = nce(q_reason, pos_idx[hr])
+    return Lr, (~hr).float()
+
+
 # %% ../nbs/06_loss.ipynb #4f9f508e
-def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, used_ri) -> RIStats:
+def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, fx_all, used_ri) -> RIStats:
     keep = m_all > 0
     nan = torch.tensor(math.nan, device=L_all.device)
     L_k = L_all[keep]
     if ri_all is not None and keep.any():
         ri_k = ri_all[keep]
-        vals = torch.stack([ri_k.min(), ri_k.max(), ri_k.mean(), torch.quantile(ri_k, 0.5), w_all.max(), L_k.mean(), Lr_all[keep].mean()])
+        vals = torch.stack([ri_k.min(), ri_k.max(), ri_k.mean(), torch.quantile(ri_k, 0.5), w_all.max(), L_k.mean(), Lr_all[keep].mean(),
+                            (fx_all * m_all).sum()])
     else:
-        vals = torch.stack([nan] * 5 + [L_k.mean() if keep.any() else nan, nan])
-    return RIStats(*vals.tolist(), used_ri=bool(used_ri))  # one device sync for all statistics
+        vals = torch.stack([nan] * 5 + [L_k.mean() if keep.any() else nan, nan, (fx_all * m_all).sum()])
+    *v, fixed = vals.tolist()                                   # one device sync for all statistics
+    return RIStats(*v, used_ri=bool(used_ri), ri_fixed=int(fixed))
+
 
 # %% ../nbs/06_loss.ipynb #65cf9983
 def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor | None = None, group_size: int | None = None,
                 *, temperature: float, kappa: float = 5.0, step: int = 0, ri_start_step: int = 100, eps: float = 1e-6,
                 mode: Literal["ri", "basic"] = "ri", normalize: bool = False, sample_mask: Tensor | None = None,
-                distributed: bool | None = None, group=None) -> tuple[Tensor, RIStats]:
-    "RI-InfoNCE (or plain InfoNCE: `mode='basic'`, or before `ri_start_step`) of local queries `q` against passages `p`; returns `(loss, RIStats)`."
+                has_reason: Tensor | None = None, distributed: bool | None = None, group=None) -> tuple[Tensor, RIStats]:
+    """RI-InfoNCE (or plain InfoNCE: `mode='basic'`, or before `ri_start_step`) of local queries `q` against passages `p`;
+    returns `(loss, RIStats)`. With `has_reason` (bool per query), `q_reason` holds only the rows marked True, and the
+    others (q′ = q) have RI = 1 exactly."""
     if mode not in ("ri", "basic"): raise ValueError(f"mode must be 'ri' or 'basic', got {mode!r}")
     use_ri = mode == "ri" and step >= ri_start_step
-    if use_ri and q_reason is None:
+    measured = q_reason is not None or has_reason is not None
+    if use_ri and not measured:
         raise ValueError(f"mode='ri' needs q_reason (embeddings of reasoning_query) from step {ri_start_step} on (step {step})")
-    if q_reason is not None and q_reason.shape != q.shape:
-        raise ValueError(f"q_reason must have the shape of q {tuple(q.shape)}, got {tuple(q_reason.shape)}")
     rank, world = dist_info(group) if distributed is not False else (0, 1)
     n, m = q.shape[0], p.shape[0]
-    if pos_idx is None: pos_idx = _default_global_pos(n, m, group_size, rank, world, q.device)
+    pos_idx = _check_pos_idx(_default_global_pos(n, m, group_size, rank, world, q.device) if pos_idx is None else pos_idx, n, m, q.device)
     L = info_nce_per_sample(q, p, pos_idx, group_size, temperature=temperature, normalize=normalize)
     mask = torch.ones_like(L) if sample_mask is None else torch.as_tensor(sample_mask, device=L.device).float()
     if mask.shape != L.shape: raise ValueError(f"sample_mask must have shape ({n},), got {tuple(mask.shape)}")
     with torch.no_grad():
-        Lr = (info_nce_per_sample(q_reason.detach(), p.detach(), pos_idx, group_size, temperature=temperature, normalize=normalize)
-              if q_reason is not None else torch.full_like(L, math.nan))
-        cols = torch.stack([L.detach(), Lr, mask], 1)
+        Lr, fixed = _reason_losses(L, q_reason, p, pos_idx, has_reason, temperature, normalize)
+        cols = torch.stack([L.detach(), Lr, mask, fixed], 1)
         if world > 1: cols, offset = gather_detached(cols, group)
         else: offset = 0
-        L_all, Lr_all, m_all = cols.unbind(1)
+        L_all, Lr_all, m_all, fx_all = cols.unbind(1)
         n_valid = m_all.sum().clamp_min(1)
-        if q_reason is not None: w_all, ri_all = ri_weights(L_all, Lr_all, kappa, eps, m_all)
+        if measured: w_all, ri_all = ri_weights(L_all, Lr_all, kappa, eps, m_all, fx_all)
         else: w_all, ri_all = m_all / n_valid, None
         w_used = w_all if use_ri else m_all / n_valid
         value = (w_used * L_all).sum()
         w_local = w_used[offset:offset + n]
     local = (w_local * L).sum()
     loss = local + (value - local).detach() if world > 1 else local   # value: the global loss; gradient: this rank's share
-    stats = _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, use_ri)
-    return loss, stats
+    return loss, _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, fx_all, use_ri)
+
 
 # %% ../nbs/06_loss.ipynb #b77e0d76
 @dataclass
@@ -229,13 +255,13 @@ def resolve_temperature(cfg: LossConfig, is_decoder: bool) -> LossConfig:
 
 def contrastive_loss(q: Tensor, p: Tensor, q_reason: Tensor | None = None, *, cfg: LossConfig, step: int = 0,
                      pos_idx: Tensor | None = None, group_size: int | None = None, sample_mask: Tensor | None = None,
-                     group=None) -> tuple[Tensor, RIStats]:
+                     has_reason: Tensor | None = None, group=None) -> tuple[Tensor, RIStats]:
     "Training-step loss on local embeddings: gathers `p` across ranks (with gradient) and applies `ri_info_nce` with `cfg`."
     if cfg.temperature is None: raise ValueError("loss.temperature is not set (the trainer sets it by backbone kind)")
     p_all = gather_with_grad(p, group)
     return ri_info_nce(q, q_reason, p_all, pos_idx=pos_idx, group_size=group_size, temperature=cfg.temperature, kappa=cfg.kappa,
                        step=step, ri_start_step=cfg.ri_start_step, eps=cfg.eps, mode=cfg.mode, normalize=cfg.normalize,
-                       sample_mask=sample_mask, group=group)
+                       sample_mask=sample_mask, has_reason=has_reason, group=group)
 
 # %% ../nbs/06_loss.ipynb #d7d25449
 class _RngState:

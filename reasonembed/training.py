@@ -19,23 +19,25 @@ import yaml
 from tqdm.auto import tqdm
 
 from .config import ConfigError, opt, from_dict, load_config, to_dict, config_help
-from .core import seed_everything, get_device, get_logger, environment_info
+from .core import seed_everything, get_device, get_logger, environment_info, require_extra
 from .data import TrainSample, DataError
-from .batching import (BatchConfig, PlannedBatch, TrainBatch, load_train_samples, make_batch, plan_epoch,
-                                  resolve_domain_sizes, usable_samples)
+from .batching import (BatchConfig, PlannedBatch, TrainBatch, has_reasoning, load_train_samples, make_batch,
+                                  plan_epoch, resolve_domain_sizes, usable_samples)
 from .loss import LossConfig, RIStats, GradCache, contrastive_loss, resolve_temperature
 from .models import Embedder, EmbedderConfig, LoraSettings
 
 log = get_logger("training")
 
 # %% auto #0
-__all__ = ['log', 'LR_BY_BACKBONE', 'OptimSettings', 'ParallelSettings', 'OutputSettings', 'TrainInputs', 'TrainConfig',
-           'resolve_for_backbone', 'training_embedder', 'warmup_steps_for', 'warmup_decay_log', 'lr_schedule',
-           'make_optimizer', 'expand_nodelist', 'slurm_env', 'init_distributed', 'allreduce_gradients',
+__all__ = ['log', 'LR_BY_BACKBONE', 'REPORT_TO', 'TRACKERS', 'OptimSettings', 'ParallelSettings', 'OutputSettings', 'TrainInputs',
+           'TrainConfig', 'resolve_for_backbone', 'training_embedder', 'warmup_steps_for', 'warmup_decay_log',
+           'lr_schedule', 'make_optimizer', 'expand_nodelist', 'slurm_env', 'init_distributed', 'allreduce_gradients',
            'broadcast_parameters', 'torchrun_args', 'rng_state', 'set_rng_state', 'trainable_state',
            'load_trainable_state', 'data_fingerprint', 'checkpoints', 'save_checkpoint', 'load_checkpoint',
            'tokenize_batch', 'batch_loss_fn', 'Updater', 'DeepSpeedUpdater', 'forward_backward', 'read_log',
-           'plot_training_log', 'train', 'train_cli']
+           'plot_training_log', 'Tracker', 'register_tracker', 'flat_config', 'tracker_metrics', 'TensorBoardTracker',
+           'TrackioTracker', 'WandbTracker', 'MlflowTracker', 'default_run_name', 'check_trackers', 'open_trackers',
+           'train', 'train_cli']
 
 # %% ../nbs/08_training.ipynb #0771bce2
 LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
@@ -46,7 +48,7 @@ LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the au
 class OptimSettings:
     "The optimiser and its schedule: AdamW, warm-up and decay, clipping, how many steps, GradCache."
     lr: float | None = opt(None, help="peak learning rate (AdamW); None: by backbone kind (LR_BY_BACKBONE: decoder 1e-4, encoder 2e-5)")
-    warmup_ratio: float = opt(0.1, help="fraction of the steps spent warming up (then linear decay to 0)")
+    warmup_ratio: float = opt(0.1, range="[0, 1]", help="fraction of the steps spent warming up (then linear decay to 0)")
     warmup: Literal["linear", "log"] = opt("linear", help="warm-up shape: 'linear' (transformers' schedule, the HF Trainer's "
                                            "default), 'log' (DeepSpeed's WarmupDecayLR, FlagEmbedding's ds_stage1.json)")
     warmup_steps: int | None = opt(None, help="warm-up steps; overrides warmup_ratio")
@@ -67,6 +69,8 @@ class ParallelSettings:
     deepspeed: str | None = opt(None, help="DeepSpeed config (JSON/YAML) for ZeRO; needs the deepspeed package")
     num_workers: int = opt(1, help="background threads preparing the next batch (0: inline)")
 
+REPORT_TO = ("tensorboard", "trackio", "wandb", "mlflow")   # the trackers `report_to` names (TRACKERS below, one class each)
+
 @dataclass
 class OutputSettings:
     "Checkpoints, logs and the exported model."
@@ -79,6 +83,10 @@ class OutputSettings:
     save_model: bool = opt(True, help="export the final model with Embedder.save (adapter, merged, sentence-transformers)")
     save_merged: bool = opt(True, help="export: merged full model (and the sentence-transformers layout)")
     instruction: str | None = opt(None, help="export: the instruction of the sentence-transformers query prompt; None: the data's, if it has one")
+    report_to: list[str] = opt([], choices=REPORT_TO, help="experiment trackers, rank 0 (each its extra: pip install 'reasonembed[tensorboard]'): "
+                               "tensorboard (<output_dir>/tensorboard), trackio (local), wandb (WANDB_MODE=offline works), mlflow "
+                               "(MLFLOW_TRACKING_URI, else <output_dir>/mlruns)")
+    run_name: str | None = opt(None, help="the run's name in the trackers; None: from the output folder (<run>/<stage> in a reasonembed run)")
 
 # %% ../nbs/08_training.ipynb #d03cec51
 @dataclass
@@ -106,6 +114,8 @@ class TrainConfig(OutputSettings, ParallelSettings, OptimSettings, TrainInputs):
                   (self.save_every >= 0, "save_every must be >= 0"), (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
                   (len(self.adam_betas) == 2, "adam_betas needs two numbers"), (self.num_workers >= 0, "num_workers must be >= 0"),
                   (self.stop_at is None or self.stop_at >= 1, "stop_at must be >= 1")]
+        if isinstance(self.report_to, str): self.report_to = [self.report_to]
+        checks += [(t in REPORT_TO, f"report_to: unknown tracker {t!r} (one of {', '.join(REPORT_TO)})") for t in self.report_to]
         for ok, msg in checks:
             if not ok: raise ConfigError(f"TrainConfig: {msg}")
 
@@ -275,13 +285,19 @@ def torchrun_args(nproc_per_node: int = 1, nnodes: int = 1, node_rank: int = 0, 
 
 # %% ../nbs/08_training.ipynb #1da7d4f6
 def rng_state() -> dict:
-    "Python, numpy, torch CPU and CUDA RNG states."
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    "Python, numpy, torch CPU and CUDA RNG states, as tensors and plain values: loadable with `torch.load(weights_only=True)`."
+    npst = np.random.get_state(legacy=False)               # numpy's key as a tensor: an ndarray needs weights_only=False
+    st = {"python": random.getstate(), "torch": torch.get_rng_state(),
+          "numpy": {"key": torch.from_numpy(npst["state"]["key"].astype(np.int64)), "pos": int(npst["state"]["pos"]),
+                    "has_gauss": int(npst["has_gauss"]), "gauss": float(npst["gauss"])}}
     if torch.cuda.is_available() and torch.cuda.is_initialized(): st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
 def set_rng_state(st: dict) -> None:
-    random.setstate(st["python"]); np.random.set_state(st["numpy"]); torch.set_rng_state(st["torch"])
+    n = st["numpy"]
+    random.setstate(st["python"]); torch.set_rng_state(st["torch"])
+    np.random.set_state({"bit_generator": "MT19937", "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
     if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -351,27 +367,31 @@ def load_checkpoint(path, model: torch.nn.Module, optimizer, scheduler, rank: in
         if not (path / "optimizer.pt").exists():
             raise ConfigError(f"{path}: written by a DeepSpeed run; resume it with the same deepspeed config or use a new output_dir")
         load_trainable_state(model, load_file(str(path / "trainable.safetensors")), where=str(path))
-        opt_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+        opt_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)   # tensors and plain values only
         optimizer.load_state_dict(opt_sd["optimizer"]); scheduler.load_state_dict(opt_sd["scheduler"])
     rng_file = path / f"rng-rank{rank}.pt"
     if not rng_file.exists(): raise ConfigError(f"{path}: no RNG state for rank {rank} (saved with world size {state.get('world_size')})")
-    set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
+    set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=True))
     return state
 
 # %% ../nbs/08_training.ipynb #f421773f
 def tokenize_batch(emb, batch: TrainBatch, need_reason: bool) -> dict:
-    "Tokenized queries (with instruction), q′ (same instruction) and passages of a (local) batch."
+    """Tokenized queries (with instruction) and passages of a (local) batch; with `need_reason`, `has_reason` (per query)
+    and q′ (same instruction) of the rows that have a real one (None if no row has)."""
     q = [emb.format_query(x, i) for x, i in zip(batch.queries, batch.instructions)]
-    out = {"q": emb.tokenize(q, True), "p": emb.tokenize(batch.passages, False), "qr": None}
+    out = {"q": emb.tokenize(q, True), "p": emb.tokenize(batch.passages, False), "qr": None, "has_reason": None}
     if need_reason:
-        out["qr"] = emb.tokenize([emb.format_query(r, i) for r, i in zip(batch.reasoning_queries, batch.instructions)], True)
+        hr = batch.has_reason
+        out["has_reason"] = torch.tensor(hr, dtype=torch.bool)
+        real = [emb.format_query(r, i) for r, i, h in zip(batch.reasoning_queries, batch.instructions, hr) if h]
+        if real: out["qr"] = emb.tokenize(real, True)
     return out
 
-def batch_loss_fn(batch: TrainBatch, loss: LossConfig, step: int):
+def batch_loss_fn(batch: TrainBatch, loss: LossConfig, step: int, has_reason=None):
     "`loss_fn(q, p, q_reason=None) -> (loss, RIStats)` for this local batch: its positives at their global positions."
     def loss_fn(q, p, q_reason=None):
         pos_idx = (batch.offset + torch.arange(len(batch), device=q.device)) * batch.group_size
-        return contrastive_loss(q, p, q_reason, cfg=loss, step=step, pos_idx=pos_idx)
+        return contrastive_loss(q, p, q_reason, cfg=loss, step=step, pos_idx=pos_idx, has_reason=has_reason)
     return loss_fn
 
 # %% ../nbs/08_training.ipynb #7c27e479
@@ -409,7 +429,7 @@ class DeepSpeedUpdater(Updater):
 def forward_backward(emb, batch: TrainBatch, inputs: dict, loss: LossConfig, step: int, updater: Updater,
                      grad_cache_chunk: int = 0) -> tuple[float, RIStats]:
     "Embed, compute the loss and accumulate gradients (plain or GradCache); returns `(loss value, stats)`."
-    loss_fn = batch_loss_fn(batch, loss, step)
+    loss_fn = batch_loss_fn(batch, loss, step, inputs.get("has_reason"))
     if grad_cache_chunk > 0:
         gc = GradCache(emb.embed_tokens, grad_cache_chunk, backward=updater.chunk_backward)
         value, stats = gc.step(inputs["q"], inputs["p"], loss_fn, q_reason_inputs=inputs["qr"])
@@ -458,6 +478,125 @@ def plot_training_log(path, out: str | Path | None = None, ri_start_step: int | 
 def _clean(v):
     if isinstance(v, float) and not math.isfinite(v): return None
     return v
+
+# %% ../nbs/08_training.ipynb #89bb8eae
+class Tracker:
+    "An experiment tracker a run reports to (rank 0): `log(step, metrics)` after every step, `close()` at the end."
+    name: str = ""     # its `report_to` entry
+    module: str = ""   # the library it needs (imported through `require_extra`)
+    def __init__(self, out: Path, run_name: str, config: dict, start_step: int = 0):
+        "`out`: the run folder; `config`: the resolved config (nested); `start_step`: the step a resumed run continues from."
+        self.out, self.run_name, self.config, self.start_step = Path(out), run_name, config, start_step
+        require_extra(self.module, self.name, f"report_to: [{self.name}]")
+    def log(self, step: int, metrics: dict[str, float]) -> None: raise NotImplementedError
+    def close(self) -> None: pass
+
+TRACKERS: dict[str, type[Tracker]] = {}
+
+def register_tracker(cls: type[Tracker]) -> type[Tracker]:
+    "Class decorator: `cls` answers to `report_to: [cls.name]`."
+    TRACKERS[cls.name] = cls
+    return cls
+
+def flat_config(d: dict, prefix: str = "") -> dict[str, bool | int | float | str]:
+    "A nested config as flat dotted keys with scalar values (lists, None and the like as text): hyperparameters every tracker takes."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(flat_config(v, f"{prefix}{k}."))
+        else: out[f"{prefix}{k}"] = v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
+    return out
+
+_TRACKED = ("loss", "ri_min", "ri_max", "ri_mean", "ri_median", "ri_fixed", "lr", "grad_norm", "tokens_per_s", "peak_memory_gb")
+
+def tracker_metrics(row: dict) -> dict[str, float]:
+    "What trackers get of a training-log row: `train/<key>` for each tracked value that is a finite number."
+    return {f"train/{k}": float(row[k]) for k in _TRACKED
+            if isinstance(row.get(k), (int, float)) and not isinstance(row[k], bool) and math.isfinite(row[k])}
+
+# %% ../nbs/08_training.ipynb #73fc3337
+@register_tracker
+class TensorBoardTracker(Tracker):
+    "TensorBoard event files in `<output_dir>/tensorboard` (torch's `SummaryWriter`): a scalar per metric and step, the config as hparams and text."
+    name, module = "tensorboard", "tensorboard"
+    def __init__(self, out, run_name, config, start_step=0):
+        super().__init__(out, run_name, config, start_step)
+        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams
+        # a resumed run drops the events an interrupted one wrote after its checkpoint, as the JSONL log does
+        self.writer = SummaryWriter(log_dir=str(self.out / "tensorboard"), purge_step=start_step + 1 if start_step else None)
+        for s in hparams(flat_config(config), {}): self.writer.file_writer.add_summary(s)
+        self.writer.add_text("config", f"run **{run_name}**\n\n```yaml\n{yaml.safe_dump(config, sort_keys=False)}```")
+    def log(self, step, metrics):
+        for k, v in metrics.items(): self.writer.add_scalar(k, v, step)
+    def close(self): self.writer.close()
+
+# %% ../nbs/08_training.ipynb #acbea0c6
+@register_tracker
+class TrackioTracker(Tracker):
+    "trackio, local by default (a SQLite file in trackio's folder, `trackio show` opens it); project `$TRACKIO_PROJECT` or 'reasonembed'."
+    name, module = "trackio", "trackio"
+    def __init__(self, out, run_name, config, start_step=0):
+        super().__init__(out, run_name, config, start_step)
+        import trackio
+        self.run = trackio.init(project=os.environ.get("TRACKIO_PROJECT", "reasonembed"), name=run_name, config=flat_config(config),
+                                resume="allow" if start_step else "never")
+    def log(self, step, metrics): self.run.log(metrics, step=step)
+    def close(self): self.run.finish()
+
+@register_tracker
+class WandbTracker(Tracker):
+    "Weights & Biases: project `$WANDB_PROJECT` or 'reasonembed', files under the run folder; `WANDB_MODE=offline` runs without an account."
+    name, module = "wandb", "wandb"
+    def __init__(self, out, run_name, config, start_step=0):
+        super().__init__(out, run_name, config, start_step)
+        import wandb
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "reasonembed"), name=run_name, config=config, dir=str(self.out))
+    def log(self, step, metrics): self.run.log(metrics, step=step)
+    def close(self): self.run.finish()
+
+# %% ../nbs/08_training.ipynb #f31a7fa3
+@register_tracker
+class MlflowTracker(Tracker):
+    "MLflow: `$MLFLOW_TRACKING_URI`, else a file store in `<output_dir>/mlruns`; experiment `$MLFLOW_EXPERIMENT_NAME` or 'reasonembed'."
+    name, module = "mlflow", "mlflow"
+    def __init__(self, out, run_name, config, start_step=0):
+        super().__init__(out, run_name, config, start_step)
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or (self.out / "mlruns").resolve().as_uri()
+        if uri.startswith("file:"): os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")   # MLflow 3 refuses it unless asked
+        self.client = MlflowClient(tracking_uri=uri)
+        exp_name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "reasonembed")
+        exp = self.client.get_experiment_by_name(exp_name)
+        self.run_id = self.client.create_run(exp.experiment_id if exp else self.client.create_experiment(exp_name), run_name=run_name).info.run_id
+        params = [Param(k, str(v)[:500]) for k, v in flat_config(config).items()]
+        for i in range(0, len(params), 100): self.client.log_batch(self.run_id, params=params[i:i + 100])   # MLflow's batch limit
+    def log(self, step, metrics):
+        from mlflow.entities import Metric
+        ms = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, ms, step) for k, v in metrics.items()])
+    def close(self): self.client.set_terminated(self.run_id)
+
+# %% ../nbs/08_training.ipynb #6301e4bf
+def default_run_name(out) -> str:
+    "A run's name from its folder: `<run>/<stage>` (in a `reasonembed run`: profile and timestamp, then the stage), `<run>/<stage>/seed-<s>` per seed."
+    parts = Path(out).resolve().parts
+    return "/".join(parts[-3:] if parts[-1].startswith("seed-") else parts[-2:])
+
+def check_trackers(cfg: TrainConfig) -> None:
+    "Every rank, before training: each `report_to` tracker's library is there (else the error names its install command)."
+    for t in cfg.report_to: require_extra(TRACKERS[t].module, t, f"report_to: [{t}]")
+
+def open_trackers(cfg: TrainConfig, out: Path, rank: int, start_step: int = 0) -> list[Tracker]:
+    "The trackers of `cfg.report_to` on rank 0 (none on the others), named `cfg.run_name` (or `default_run_name`), the resolved config as hyperparameters."
+    if rank != 0 or not cfg.report_to: return []
+    name, config, opened = cfg.run_name or default_run_name(out), to_dict(cfg), []
+    try:
+        for t in cfg.report_to: opened.append(TRACKERS[t](out, name, config, start_step))
+    except BaseException:
+        for t in opened: t.close()
+        raise
+    return opened
 
 # %% ../nbs/08_training.ipynb #fada5632
 def _output_dir(cfg: TrainConfig, rank: int, world_size: int) -> Path:
@@ -521,12 +660,17 @@ def _training_data(cfg: TrainConfig, samples: list[TrainSample] | None):
     else: where = [f"<samples>[{i}] (id {s.id!r})" for i, s in enumerate(samples)]
     sizes = resolve_domain_sizes(samples, where, cfg.batching)
     samples, where, _ = usable_samples(samples, sizes, cfg.loss.mode, where)
+    n_same = sum(not has_reasoning(s.query, s.reasoning_query) for s in samples) if cfg.loss.mode == "ri" else 0
+    if n_same: log.info(f"{n_same} of {len(samples)} rows have no reasoning of their own (q′ = q): their RI is 1, without a second forward")
     return samples, where, sizes
 
-def _log_row(step: int, gb: TrainBatch, loss: float, stats: RIStats, lr: float, gnorm: float, dt: float) -> dict:
+def _log_row(step: int, gb: TrainBatch, loss: float, stats: RIStats, lr: float, gnorm: float, dt: float, tokens: int = 0,
+             ri_fixed_total: int = 0, peak_gb: float = math.nan) -> dict:
+    "One line of the JSONL log; `tokens`, `tokens_per_s` and `peak_memory_gb` are rank 0's (its shard, its process)."
     return {"step": step, "epoch": gb.epoch, "batch": gb.index, "domain": gb.domain, "loss": loss,
-            **{k: _clean(v) for k, v in stats.as_dict().items()}, "lr": lr, "grad_norm": _clean(gnorm),
-            "queries": len(gb), "passages": len(gb.passages), "samples_per_s": len(gb) / max(dt, 1e-9), "time": round(time.time(), 3)}
+            **{k: _clean(v) for k, v in stats.as_dict().items()}, "ri_fixed_total": ri_fixed_total, "lr": lr, "grad_norm": _clean(gnorm),
+            "queries": len(gb), "passages": len(gb.passages), "samples_per_s": len(gb) / max(dt, 1e-9), "tokens": tokens,
+            "tokens_per_s": tokens / max(dt, 1e-9), "peak_memory_gb": _clean(peak_gb), "time": round(time.time(), 3)}
 
 def _export(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path):
     "The trained model: LoRA adapter, merged weights and a sentence-transformers layout with the data's instruction."
@@ -535,7 +679,7 @@ def _export(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path):
     emb.eval()
     datasets = Counter(s.meta.get("dataset") or s.domain for s in samples)   # provenance: evaluations warn on overlaps
     emb.save(out / "model", adapter=True, merged=cfg.save_merged, sentence_transformers=cfg.save_merged, instruction=inst,
-             training_data=dict(sorted(datasets.items())))
+             training_data=dict(sorted(datasets.items())), training={"config": cfg, "samples": samples})   # the card's loss and data
     log.info(f"model saved to {out / 'model'}")
 
 # %% ../nbs/08_training.ipynb #846aeed7
@@ -620,6 +764,41 @@ def _checkpoint_state(cfg: TrainConfig, step: int, spe: int, total: int, fingerp
     return {"epoch": ep, "batch_in_epoch": k, "steps_per_epoch": spe, "total_steps": total,
             "data_fingerprint": fingerprint, "n_samples": n_samples, "config": to_dict(cfg)}
 
+# %% ../nbs/08_training.ipynb #913ba822
+def _n_tokens(inputs: dict) -> int:
+    "Tokens of a tokenized local batch (queries, q′, passages): the attention masks' sum."
+    parts = (inputs.get("q"), inputs.get("qr"), inputs.get("p"))
+    return sum(int(v["attention_mask"].sum()) for v in parts if v is not None and "attention_mask" in v)
+
+def _peak_memory_gb(device) -> float:
+    "Peak memory of this process so far, GiB: the GPU's allocated peak on CUDA, else the process's peak resident size."
+    if str(device).startswith("cuda"): return torch.cuda.max_memory_allocated(device) / 2**30
+    import resource
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss       # KiB on Linux, bytes on macOS
+    return rss / (2**30 if sys.platform == "darwin" else 2**20)
+
+class _StepLog:
+    "Rank 0's record of every step: the JSONL log, the progress bar, a log line every `log_every` steps, the trackers; nothing on other ranks."
+    def __init__(self, cfg: TrainConfig, out: Path, step: int, stop: int, total: int, rank: int, device: str):
+        self.cfg, self.total, self.rank, self.device, self.log_path = cfg, total, rank, device, out / "train_log.jsonl"
+        rows = read_log(self.log_path) if rank == 0 else []               # a resumed run's log, already cut at its checkpoint
+        self.fixed_total = int(rows[-1].get("ri_fixed_total") or 0) if rows else 0
+        self.trackers = open_trackers(cfg, out, rank, step)
+        self.bar = tqdm(total=stop, initial=step, desc="train", disable=not cfg.progress or rank != 0, unit="step")
+        self.t_last = time.perf_counter()
+
+    def __call__(self, step: int, gb: TrainBatch, inputs: dict, loss: float, stats: RIStats, lr: float, gnorm: float) -> None:
+        now = time.perf_counter(); dt, self.t_last = now - self.t_last, now
+        if self.rank != 0: return
+        self.fixed_total += stats.ri_fixed
+        row = _log_row(step, gb, loss, stats, lr, gnorm, dt, _n_tokens(inputs), self.fixed_total, _peak_memory_gb(self.device))
+        _log_step(self.cfg, self.log_path, self.bar, self.total, row, stats.ri_mean, gnorm)
+        for t in self.trackers: t.log(step, tracker_metrics(row))
+
+    def close(self) -> None:
+        self.bar.close()
+        for t in self.trackers: t.close()
+
 # %% ../nbs/08_training.ipynb #67ccbcb2
 def _prefetched(prepare, start: int, stop: int, workers: int):
     "`prepare(s)` for s in start..stop-1, in order; with `workers` > 0 the next one is prepared in a thread while this one trains."
@@ -639,6 +818,7 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     "Train an embedder with (RI-)InfoNCE as `config` says; returns the output folder. `samples` replaces `config.data`."
     cfg = _as_train_config(config)
     samples, where, sizes = _training_data(cfg, samples)      # data first: errors before any model is loaded
+    check_trackers(cfg)                                        # every rank: a missing tracker library stops them all now
     rank, world, device = init_distributed(cfg.embedder.device)
     spe, total, stop = _schedule(cfg, samples, sizes, world)
     seed_everything(cfg.seed)                                  # same seed on every rank: identical LoRA init
@@ -649,27 +829,25 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     params, optimizer, scheduler, engine, updater = _trainables(cfg, emb, total, device, world)
     seed_everything(cfg.seed + 1000 * rank + 1)                # dropout streams differ between ranks
     fingerprint = data_fingerprint(samples)
-    step, log_path = _resume(cfg, out, emb.model, optimizer, scheduler, engine, rank, world, fingerprint, total), out / "train_log.jsonl"
+    step = _resume(cfg, out, emb.model, optimizer, scheduler, engine, rank, world, fingerprint, total)
     if rank == 0:
         log.info(f"training {emb!r}: {sum(p.numel() for p in params):,} trainable parameters, {len(samples)} samples, "
                  f"{spe} steps/epoch, {total} steps, world size {world}, mode {cfg.loss.mode}, output {out}")
     prepare = _batch_maker(cfg, emb, samples, sizes, spe, rank, world)
+    record = _StepLog(cfg, out, step, stop, total, rank, device)   # JSONL log, progress bar, trackers
     batches = _prefetched(prepare, step, stop, cfg.num_workers)
-    bar = tqdm(total=stop, initial=step, desc="train", disable=not cfg.progress or rank != 0, unit="step")
-    t_last = time.perf_counter()
     try:
         for gb, lb, inputs in batches:
             lr = updater.lr
             loss, stats = forward_backward(emb, lb, inputs, cfg.loss, step, updater, cfg.grad_cache_chunk)
             gnorm = updater.step()
             step += 1
-            now = time.perf_counter(); dt, t_last = now - t_last, now
-            if rank == 0: _log_step(cfg, log_path, bar, total, _log_row(step, gb, loss, stats, lr, gnorm, dt), stats.ri_mean, gnorm)
+            record(step, gb, inputs, loss, stats, lr, gnorm)
             if step == stop or (cfg.save_every and step % cfg.save_every == 0):
                 save_checkpoint(out, step, emb.model, optimizer, scheduler, _checkpoint_state(cfg, step, spe, total, fingerprint, len(samples)),
                                 rank, world, cfg.keep_checkpoints, engine)
     finally:
-        bar.close(); batches.close()                           # the background thread stops with the loop
+        record.close(); batches.close()                        # trackers closed; the background thread stops with the loop
     _finish(cfg, emb, samples, out, step, total, rank, world)
     return out
 

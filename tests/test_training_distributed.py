@@ -44,3 +44,22 @@ def test_two_process_training_equals_single_process(tmp_path, chunk):
         assert torch.allclose(w1[n], w2[n], atol=1e-4), (n, (w1[n] - w2[n]).abs().max())
         moved += int(not torch.allclose(w1[n], start.get(n, start.get("model." + n, w1[n]))))
     assert moved > 0
+
+
+def test_two_process_resume_equals_uninterrupted(tmp_path):
+    """Interrupted after step 2 and resumed, a 2-rank LoRA run with dropout equals an uninterrupted one: each rank's RNG
+    (its own dropout stream) and the optimiser come back through `torch.load(weights_only=True)` (no pickled objects)."""
+    args = training_set(tmp_path)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), *args]
+    lora = "embedder.lora={r: 4, alpha: 8, dropout: 0.1}"
+    _run(launch + [str(tmp_path / "full"), "2", "0", lora])
+    _run(launch + [str(tmp_path / "part"), "2", "0", lora, "stop_at=2"])
+    cp = checkpoints(tmp_path / "part")[-1]
+    assert cp.name == "step-2" and {p.name for p in cp.glob("rng-rank*.pt")} == {"rng-rank0.pt", "rng-rank1.pt"}
+    for f in ("rng-rank0.pt", "rng-rank1.pt", "optimizer.pt"): torch.load(cp / f, weights_only=True)
+    _run(launch + [str(tmp_path / "part"), "2", "0", lora])
+    full, resumed = read_log(tmp_path / "full"), read_log(tmp_path / "part")
+    assert [r["step"] for r in resumed] == [1, 2, 3]
+    for k in ("loss", "ri_mean", "ri_max", "grad_norm", "lr"):
+        a, b = torch.tensor([r[k] for r in full]), torch.tensor([r[k] for r in resumed])
+        assert torch.equal(a, b), (k, a, b)

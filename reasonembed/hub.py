@@ -5,7 +5,7 @@ first, then a download), dataset files fetched one by one, and `LocalHub`: a hub
 
 # %% ../nbs/00b_hub.ipynb #05830850
 from __future__ import annotations
-import hashlib, importlib.util, json, os, shutil
+import base64, hashlib, importlib.util, json, os, shutil
 from pathlib import Path
 from fastcore.basics import patch
 
@@ -163,10 +163,11 @@ def hub_file(repo: str, filename: str, revision: str | None) -> Path:
 
 # %% ../nbs/00b_hub.ipynb #34e920c4
 class LocalHub:
-    """A read-only Hugging Face hub endpoint serving local folders `{repo_id: folder}` (`with LocalHub(...) as hub:`).
-    Each repo answers `main` and one commit: `commit` (one for all repos, or `{repo_id: commit}`), by default a hash of the folder."""
+    """A Hugging Face hub endpoint serving local folders `{repo_id: folder}` (`with LocalHub(...) as hub:`).
+    Each repo answers `main` and one commit: `commit` (one for all repos, or `{repo_id: commit}`), by default a hash of the folder.
+    With `upload_dir` it also takes uploads: `create_repo` makes `<upload_dir>/<org>/<name>`, a commit writes its files there."""
     def __init__(self, repos: dict[str, str | os.PathLike], commit: str | dict[str, str] | None = None, host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, upload_dir: str | os.PathLike | None = None):
         self.repos = {r: Path(f) for r, f in repos.items()}
         for r, f in self.repos.items():
             if not f.is_dir(): raise FileNotFoundError(f"LocalHub: {r}: {f} is not a folder")
@@ -174,6 +175,7 @@ class LocalHub:
         self.commits = {r: given.get(r) or hashlib.sha1(f"{r}:{f.resolve()}".encode()).hexdigest() for r, f in self.repos.items()}
         self.requests: list[str] = []           # "METHOD path" of every request served
         self._digests: dict = {}
+        self.upload_dir, self.private = (Path(upload_dir) if upload_dir else None), set()   # private: repos created private
         self.host, self.port, self._server, self._thread = host, port, None, None
 
     @property
@@ -200,7 +202,7 @@ def _digest(self: LocalHub, path: Path, algo: str) -> str:
 
 @patch
 def _route(self: LocalHub, raw_path: str):
-    "('file'|'info'|'tree'|'paths', repo, revision, path) for a request path, or an (http status, error code) tuple."
+    "('file'|'info'|'tree'|'paths'|'preupload'|'commit'|'branch', repo, revision, path) for a request path, or an (http status, error code) tuple."
     import urllib.parse
     parts = [urllib.parse.unquote(x) for x in raw_path.split("?")[0].strip("/").split("/")]
     kind = None
@@ -209,9 +211,12 @@ def _route(self: LocalHub, raw_path: str):
     repo = next((r for r in self.repos if parts[:len(r.split("/"))] == r.split("/")), None)
     if repo is None: return (404, "RepoNotFound")
     rest = parts[len(repo.split("/")):]
-    if len(rest) < 2 or rest[0] not in (("revision", "tree", "paths-info") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
-    if rest[1] not in ("main", self.commits[repo]): return (404, "RevisionNotFound")
-    what = {"revision": "info", "tree": "tree", "paths-info": "paths", "resolve": "file"}[rest[0]]
+    if len(rest) < 2 or rest[0] not in (("revision", "tree", "paths-info", "preupload", "commit", "branch") if kind == "api" else ("resolve",)): return (404, "EntryNotFound")
+    if rest[0] == "branch": return "branch", repo, rest[1], ""
+    if rest[1] not in ("main", self.commits[repo]):      # a branch made by create_branch: its own folder, key 'repo@branch'
+        repo = next((k for k in self.repos if k.startswith(repo + "@") and rest[1] in (k.split("@", 1)[1], self.commits[k])), None)
+        if repo is None: return (404, "RevisionNotFound")
+    what = {"revision": "info", "tree": "tree", "paths-info": "paths", "resolve": "file", "preupload": "preupload", "commit": "commit"}[rest[0]]
     return what, repo, rest[1], "/".join(rest[2:])
 
 # %% ../nbs/00b_hub.ipynb #7507132d
@@ -265,17 +270,19 @@ def _serve(self: LocalHub, h, head: bool):
     "Answer the request handler `h` holds: repo info, a folder's tree, paths-info (the one POST) or a file."
     import urllib.parse
     self.requests.append(f"{h.command} {h.path}")
+    if h.command == "POST" and h.path.split("?")[0] in ("/api/repos/create", "/api/validate-yaml"): return self._serve_create(h)
     r = self._route(h.path)
     if isinstance(r[0], int): return h._send(r[0], head=head, headers={"X-Error-Code": r[1], "X-Error-Message": r[1]})
     what, repo, _, rel = r
     root = self.repos[repo]
-    if what == "info": return h._json({"id": repo, "sha": self.commits[repo], "siblings": [{"rfilename": f} for f in self._files(repo)]}, repo)
+    if what == "info": return h._json({"id": repo.split("@")[0], "sha": self.commits[repo], "siblings": [{"rfilename": f} for f in self._files(repo)]}, repo)
     if what == "tree":
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(h.path).query)
         tree = self._tree(repo, rel, query.get("recursive", ["false"])[0].lower() in ("true", "1"))
         if tree is None: return h._send(404, head=head, headers={"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, repo=repo)
         return h._json(tree, repo)
-    if (h.command == "POST") != (what == "paths"): return h._send(405, head=head)   # paths-info is the one POST
+    if what in ("preupload", "commit", "branch") and h.command == "POST": return self._serve_upload(h, what, repo, r[2])
+    if (h.command == "POST") != (what == "paths"): return h._send(405, head=head)   # paths-info is the one read POST
     if what == "paths":
         form = urllib.parse.parse_qs(h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode())
         return h._json([e for p in form.get("paths", []) if (e := self._entry(repo, p)) is not None], repo)
@@ -309,3 +316,80 @@ def serve_forever(self: LocalHub):
 @patch
 def stop(self: LocalHub):
     if self._server: self._server.shutdown(); self._server.server_close(); self._server = None
+
+# %% ../nbs/00b_hub.ipynb #a7b3ddf3
+def _hub_error(code: str, message: str) -> dict: return {"X-Error-Code": code, "X-Error-Message": message}
+
+@patch
+def _body(self: LocalHub, h) -> bytes: return h.rfile.read(int(h.headers.get("Content-Length") or 0))
+
+@patch
+def _serve_create(self: LocalHub, h):
+    "`POST /api/repos/create` (a new empty model repo under `upload_dir`; 409 when it exists) and `/api/validate-yaml`."
+    body = json.loads(self._body(h) or b"{}")
+    if h.path.startswith("/api/validate-yaml"): return h._json({"errors": [], "warnings": []}, None)
+    if self.upload_dir is None: return h._send(403, headers=_hub_error("Forbidden", "LocalHub: read-only (start it with upload_dir)"))
+    if body.get("type", "model") != "model" or not body.get("organization"):
+        return h._send(400, headers=_hub_error("BadRequest", "LocalHub: only model repos named org/name are created"))
+    repo = f"{body['organization']}/{body['name']}"
+    if repo in self.repos:
+        return h._send(409, json.dumps({"error": "You already created this model repo", "url": f"{self.endpoint}/{repo}"}).encode(),
+                       {"Content-Type": "application/json"})
+    self.repos[repo] = self.upload_dir / repo
+    self.repos[repo].mkdir(parents=True, exist_ok=True)
+    self.commits[repo] = hashlib.sha1(f"{repo}:created".encode()).hexdigest()
+    if body.get("visibility") == "private" or body.get("private"): self.private.add(repo)
+    h._json({"url": f"{self.endpoint}/{repo}", "name": repo}, repo)
+
+
+# %% ../nbs/00b_hub.ipynb #cc42f8f1
+@patch
+def _commit(self: LocalHub, repo: str, lines: list[dict]) -> str | None:
+    "Apply a commit's NDJSON `lines` to `repo`'s folder (all checked first); the new commit id, or an error message."
+    root, ops = self.repos[repo].resolve(), []
+    for item in lines[1:]:
+        k, v = item.get("key"), item.get("value") or {}
+        f = (root / v.get("path", "")).resolve()
+        if root not in f.parents: return f"path {v.get('path')!r} is outside the repo"
+        if k not in ("file", "deletedFile", "deletedFolder"):
+            return f"commit line {k!r}: LocalHub takes regular files only (no LFS, Xet or copies)"
+        if k == "file" and v.get("encoding") != "base64": return f"{v['path']}: encoding {v.get('encoding')!r}, expected base64"
+        ops.append((k, f, v))
+    for k, f, v in ops:
+        if k == "file": f.parent.mkdir(parents=True, exist_ok=True); f.write_bytes(base64.b64decode(v["content"]))
+        elif k == "deletedFile": f.unlink(missing_ok=True)
+        else: shutil.rmtree(f, ignore_errors=True)
+    self.commits[repo] = hashlib.sha1(f"{self.commits[repo]}:{json.dumps(lines[1:])}".encode()).hexdigest()
+    return None
+
+@patch
+def _git_oid(self: LocalHub, repo: str, rel: str) -> str | None:
+    "The git blob id of the served file `rel` (what the hub answers at preupload, so the client skips unchanged files); None if absent."
+    f = self.repos[repo] / rel
+    if not f.is_file(): return None
+    h = hashlib.sha1(f"blob {f.stat().st_size}\0".encode())
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""): h.update(chunk)
+    return h.hexdigest()
+
+@patch
+def _serve_upload(self: LocalHub, h, what: str, repo: str, revision: str):
+    """`branch` (a copy of main's folder, 409 when it exists), `preupload` (every file `regular`) and `commit` (NDJSON: a
+    header, then files written or deleted) on `main` or a branch."""
+    body = self._body(h)
+    if self.upload_dir is None: return h._send(403, headers=_hub_error("Forbidden", "LocalHub: read-only (start it with upload_dir)"), repo=repo)
+    if what == "branch":
+        key = f"{repo}@{revision}"
+        if key in self.repos or revision == "main": return h._send(409, headers=_hub_error("Conflict", f"branch {revision} exists"), repo=repo)
+        shutil.copytree(self.repos[repo], self.upload_dir / key)
+        self.repos[key], self.commits[key] = self.upload_dir / key, self.commits[repo]
+        return h._json({}, repo)
+    if revision not in ("main", repo.partition("@")[2]): return h._send(400, headers=_hub_error("BadRequest", f"LocalHub: uploads go to a branch, not {revision!r}"), repo=repo)
+    if what == "preupload":
+        files = json.loads(body)["files"]
+        return h._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": self._git_oid(repo, f["path"])}
+                                  for f in files]}, repo)
+    err = self._commit(repo, [json.loads(l) for l in body.splitlines() if l.strip()])
+    if err: return h._send(400, json.dumps({"error": err}).encode(), {"Content-Type": "application/json", **_hub_error("BadRequest", err)}, repo=repo)
+    h._json({"commitUrl": f"{self.endpoint}/{repo}/commit/{self.commits[repo]}", "commitOid": self.commits[repo], "success": True}, repo)
+

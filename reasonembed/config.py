@@ -15,16 +15,23 @@ import yaml
 from .core import UserError
 
 # %% auto #0
-__all__ = ['ConfigError', 'opt', 'config_help', 'did_you_mean', 'from_dict', 'load_yaml', 'from_yaml', 'to_dict',
-           'apply_overrides', 'deep_merge', 'load_config']
+__all__ = ['ConfigError', 'opt', 'config_help', 'value_problem', 'did_you_mean', 'from_dict', 'load_yaml', 'from_yaml', 'to_dict',
+           'apply_overrides', 'deep_merge', 'load_config', 'set_argument']
 
 # %% ../nbs/00a_config.ipynb #042de9e9
 class ConfigError(UserError, ValueError):
-    "A config file or dict that does not match its dataclass."
+    """A config file or dict that does not match its dataclass. `key_path`: the keys from the checked mapping down to
+    the offending one (when known); `reason`: the message without its location (a caller that knows better where the
+    key came from, e.g. a profile's line or a `--set` argument, rewrites the location)."""
+    def __init__(self, msg: str = "", key_path: tuple = (), reason: str | None = None):
+        super().__init__(msg); self.key_path, self.reason = tuple(key_path), reason
 
-def opt(default=dataclasses.MISSING, help: str = "", **kw):
-    "A dataclass field with help text; mutable defaults (list, dict) are copied per instance."
+def opt(default=dataclasses.MISSING, help: str = "", range: str | None = None, choices=None, **kw):
+    """A dataclass field with help text; mutable defaults (list, dict) are copied per instance. `range`: an interval
+    such as `"[0, 1)"` or `"(0, inf)"` the value must lie in; `choices`: the values allowed (both checked by `from_dict`)."""
     md = {"help": help}
+    if range is not None: _parse_range(range); md["range"] = range        # a malformed interval fails where it is written
+    if choices is not None: md["choices"] = list(choices)
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=md, **kw)
     return field(default=default, metadata=md, **kw)
@@ -36,8 +43,32 @@ def config_help(cls) -> str:
     for f in fields(cls):
         d = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
         t = getattr(hints[f.name], "__name__", str(hints[f.name])).replace("typing.", "")
-        rows.append(f"{f.name} ({t}, default {d!r}): {f.metadata.get('help', '')}")
+        bounds = (f", in {f.metadata['range']}" if "range" in f.metadata else "") + \
+                 (f", one of {f.metadata['choices']}" if "choices" in f.metadata else "")
+        rows.append(f"{f.name} ({t}, default {d!r}{bounds}): {f.metadata.get('help', '')}")
     return "\n".join(rows)
+
+# %% ../nbs/00a_config.ipynb #b7a1c0de
+def _parse_range(spec: str) -> tuple:
+    "`'[0, 1)'` → (0.0, 1.0, True, False): the bounds and whether each is included; an empty bound or `inf` is open."
+    s = str(spec).strip()
+    if len(s) < 3 or s[0] not in "[(" or s[-1] not in "])" or s.count(",") != 1:
+        raise ValueError(f"range {spec!r}: write an interval such as '[0, 1)' or '(0, inf)'")
+    lo, hi = (x.strip() for x in s[1:-1].split(","))
+    num = lambda x, inf: inf if x in ("", "inf", "+inf", "-inf") else float(x)
+    return num(lo, -float("inf")), num(hi, float("inf")), s[0] == "[", s[-1] == "]"
+
+def value_problem(value, range: str | None = None, choices=None) -> str | None:
+    "What is wrong with `value` for an interval `range` (`'[0, 1)'`) or a list of `choices`; None when it fits (None always fits)."
+    if value is None: return None
+    if isinstance(value, (list, tuple)):
+        return next((f"[{i}]: {p}" for i, v in enumerate(value) if (p := value_problem(v, range, choices))), None)
+    if choices is not None and value not in choices: return f"expected one of {list(choices)}, got {value!r}"
+    if range is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi, lo_in, hi_in = _parse_range(range)
+        if not ((lo <= value if lo_in else lo < value) and (value <= hi if hi_in else value < hi)):
+            return f"{value!r} is out of range: expected a value in {range}"
+    return None
 
 # %% ../nbs/00a_config.ipynb #635c4714
 def _type_name(tp) -> str:
@@ -49,11 +80,11 @@ def _check_value(value, tp, where: str):
     if tp is Any: return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args: return None
-        errs = []
-        for a in args:
-            if a is type(None): continue
+        errs, kinds = [], [a for a in args if a is not type(None)]
+        for a in kinds:
             try: return _check_value(value, a, where)
-            except ConfigError as e: errs.append(str(e))
+            except ConfigError as e: errs.append(e)
+        if len(kinds) == 1 and dataclasses.is_dataclass(kinds[0]) and isinstance(value, dict): raise errs[0]   # `X | None`: X's own error
         raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {type(value).__name__} {value!r}")
     if origin is typing.Literal:
         if value in args: return value
@@ -101,13 +132,22 @@ def from_dict(cls, d: dict, where: str = "config", lines: dict | None = None):
     def loc(k): return f"{where}:{lines[k]}" if k in lines else where
     kw = {}
     for k, v in d.items():
-        if k not in flds: raise ConfigError(f"{loc(k)}: unknown key '{k}' for {cls.__name__}{did_you_mean(k, list(flds))}")
-        default = _field_default(flds[k])
+        if k not in flds:
+            why = f"unknown key '{k}' for {cls.__name__}{did_you_mean(k, list(flds))}"
+            raise ConfigError(f"{loc(k)}: {why}", (k,), why)
+        default, wk = _field_default(flds[k]), f"{loc(k)}: key '{k}'"
         if isinstance(v, dict) and dataclasses.is_dataclass(default) and not isinstance(default, type):
             v = {**asdict(default), **v}
-        kw[k] = _check_value(v, hints[k], f"{loc(k)}: key '{k}'")
+        try:
+            kw[k] = _check_value(v, hints[k], wk)
+            bad = value_problem(kw[k], flds[k].metadata.get("range"), flds[k].metadata.get("choices"))
+            if bad: raise ConfigError(f"{wk}: {bad}")
+        except ConfigError as e:                       # keep the key path, so a caller can point at the key's own line
+            if e.reason is None: e.reason = str(e)[len(wk):].removeprefix(": ") if str(e).startswith(wk) else str(e)
+            e.key_path = (k,) + e.key_path
+            raise
     missing = [f.name for f in fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kw]
-    if missing: raise ConfigError(f"{where}: missing required key(s) {missing} for {cls.__name__}")
+    if missing: raise ConfigError(f"{where}: missing required key(s) {missing} for {cls.__name__}", (), f"missing required key(s) {missing} for {cls.__name__}")
     return cls(**kw)
 
 def _yaml_key_lines(text: str) -> dict:
@@ -176,4 +216,16 @@ def load_config(cls, path=None, sets: list[str] | None = None, base: dict | None
         from_yaml(cls, path)                  # the file alone first: errors name its lines
         d = deep_merge(d, load_yaml(path))
     if not sets: return from_dict(cls, d, where=str(path or cls.__name__))
-    return from_dict(cls, apply_overrides(d, sets), where="--set")
+    try: return from_dict(cls, apply_overrides(d, sets), where="--set")
+    except ConfigError as e:                          # name the --set argument that brought the bad key
+        arg = set_argument(sets, e.key_path)
+        if arg is None or e.reason is None: raise
+        raise ConfigError(f"--set {arg!r}: key '{'.'.join(map(str, e.key_path))}': {e.reason}", e.key_path, e.reason) from None
+
+def set_argument(sets: list[str], key_path: tuple) -> str | None:
+    "The last `key=value` of `sets` whose dotted key is, or leads to, or lies under `key_path`; None if none does."
+    for s in reversed(sets or []):
+        parts = tuple(s.split("=", 1)[0].strip().split("."))
+        n = min(len(parts), len(key_path))
+        if n and parts[:n] == tuple(key_path)[:n]: return s
+    return None

@@ -5,23 +5,25 @@ resumable stage by stage."""
 
 # %% ../nbs/09_pipeline.ipynb #4e5ee44e
 from __future__ import annotations
-import ast, contextlib, datetime as _dt, json, os, re, shutil, sys, time
+import ast, contextlib, dataclasses, datetime as _dt, json, os, re, shutil, socket, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 
-from .config import ConfigError, apply_overrides, deep_merge, did_you_mean, from_dict, load_yaml, _yaml_key_lines
-from .core import get_logger, make_run_dir
+from .config import ConfigError, apply_overrides, deep_merge, did_you_mean, from_dict, load_yaml, value_problem, _yaml_key_lines
+from .core import UserError, fingerprint, get_logger, make_run_dir
 
 log = get_logger("pipeline")
 
 # %% auto #0
-__all__ = ['log', 'INJECTED', 'MOVED', 'notebooks_dir', 'find_notebook', 'notebook_parameters', 'config_blocks', 'Stage',
-           'RunConfig', 'read_run_config', 'parse_run_config', 'load_run_config', 'StageOutput', 'execute_stages',
-           'run_pipeline', 'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'stage_refs',
-           'run_cli']
+__all__ = ['log', 'INJECTED', 'MOVED', 'STAGE_WRITES', 'PARAM_RANGES', 'STAGE_CHECKS', 'notebooks_dir', 'find_notebook',
+           'notebook_parameters', 'config_blocks', 'Stage', 'RunConfig', 'read_run_config', 'config_locations',
+           'parse_run_config', 'load_run_config', 'stage_params', 'stage_references', 'model_problem',
+           'check_run_config', 'StageOutput', 'stage_fingerprint', 'StageError', 'execute_stages', 'RunLockedError',
+           'run_lock', 'run_pipeline', 'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref',
+           'stage_refs', 'run_cli']
 
 # %% ../nbs/09_pipeline.ipynb #59e3f1ac
 def notebooks_dir() -> Path:
@@ -99,25 +101,34 @@ class RunConfig:
     stages: list[Stage]
     output_root: str = "outputs"
     source: str = "<dict>"
+    locations: dict = field(default_factory=dict)   # key path -> 'file:line' (or '--set ...') it came from
 
 # %% ../nbs/09_pipeline.ipynb #e8afb775
-def _check_param_types(stage: str, given: dict, defaults: dict, where: str):
+def _check_param_types(stage: str, given: dict, defaults: dict, where):
     for k, v in given.items():
         d = defaults[k]
         if d is None or v is None: continue
         ok = isinstance(v, type(d)) or (isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool))
         if isinstance(d, bool) != isinstance(v, bool): ok = False
         if not ok:
-            raise ConfigError(f"{where}: stage '{stage}', key '{k}': expected {type(d).__name__} like the notebook default {d!r}, got {type(v).__name__} {v!r}")
+            raise ConfigError(f"{where(k)}: stage '{stage}', key '{k}': expected {type(d).__name__} like the notebook default {d!r}, got {type(v).__name__} {v!r}")
 
-def _check_blocks(stage: str, params: dict, nb: Path, where: str):
-    "Each config block of a stage (e.g. 21_train's `train`) must be a valid config of its class."
+def _check_blocks(stage: str, params: dict, nb: Path, where) -> dict:
+    """Each config block of a stage (e.g. 21_train's `train`) must be a valid config of its class; `where(key_path)`:
+    the location of a key, so an error names the line of the key itself. Returns the built configs."""
     import importlib
+    built = {}
     for name, path in config_blocks(nb).items():
         if name not in params: continue
         mod, cls = path.rsplit(".", 1)
-        try: from_dict(getattr(importlib.import_module(mod), cls), params[name], where=f"{where}: stage '{stage}', {name}")
-        except (ConfigError, ValueError) as e: raise ConfigError(str(e)) from None
+        try: built[name] = from_dict(getattr(importlib.import_module(mod), cls), params[name], where=f"stage '{stage}', {name}")
+        except (ConfigError, ValueError) as e:
+            keys = (name,) + tuple(getattr(e, "key_path", ()))
+            if getattr(e, "reason", None) is None: raise ConfigError(f"{where((name,))}: {e}") from None
+            inner = keys[1:-1] if e.reason.startswith("unknown key") else keys[1:]      # an unknown key: named by the reason
+            raise ConfigError(f"{where(keys)}: stage '{stage}', {name}: " + (f"key '{'.'.join(map(str, inner))}': " if inner else "")
+                              + e.reason, keys, e.reason) from None
+    return built
 
 # %% ../nbs/09_pipeline.ipynb #8664a4ae
 def _read_with_bases(path: Path, chain: tuple = ()) -> tuple[dict, list[str]]:
@@ -153,42 +164,186 @@ def read_run_config(path, sets: list[str] | None = None) -> dict:
     if sets: d = _run_overrides(d, sets)
     return {**d, "_bases": bases} if bases else d
 
+# %% ../nbs/09_pipeline.ipynb #c28a0002
+def _node_locations(node, path: tuple, file: str, out: dict):
+    if not isinstance(node, yaml.MappingNode): return
+    for k, v in node.value:
+        p = path + (k.value,)
+        for q in [q for q in out if len(q) > len(p) and q[:len(p)] == p and not isinstance(v, yaml.MappingNode)]: del out[q]
+        out[p] = f"{file}:{k.start_mark.line + 1}"
+        _node_locations(v, p, file, out)
+
+def config_locations(path, sets: list[str] | None = None) -> dict[tuple, str]:
+    "Where each key path of a run config comes from: `('stages', 'evaluate', 'params', 'labels')` → `'file:line'` or `\"--set 'arg'\"`."
+    path = Path(path)
+    out: dict = {}
+    for f in reversed([path] + _read_with_bases(path)[1]):           # the base first, the profile on top
+        _node_locations(yaml.compose(Path(f).read_text()), (), str(f), out)
+    for s in sets or []:
+        key = s.split("=", 1)[0].strip()
+        p = ("stages", key.split(".")[0], "params", *key.split(".")[1:]) if "." in key else (key,)
+        for q in [q for q in out if len(q) > len(p) and q[:len(p)] == p]: del out[q]
+        out[p] = f"--set {s!r}"
+    return out
+
+def _where(locations: dict, path: tuple, source: str) -> str:
+    "The location of the longest prefix of `path` that has one (a default's error points at its stage), else `source`."
+    for n in range(len(path), 0, -1):
+        if tuple(path[:n]) in locations: return locations[tuple(path[:n])]
+    return source
+
 # %% ../nbs/09_pipeline.ipynb #f27130ca
-def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None, nbs: Path | None = None) -> RunConfig:
-    "Check a run config against the notebooks' parameters and config blocks; errors name the file, the stage and the key."
-    lines = lines or {}
-    where = lambda k: f"{source}:{lines[k]}" if k in lines else source
+def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None, nbs: Path | None = None,
+                     locations: dict | None = None) -> RunConfig:
+    """Check a run config against the notebooks' parameters and config blocks; errors name the file and line of the
+    key (`locations`, from `config_locations`; else `lines`, the top-level keys' lines), the stage and the key."""
+    locs = dict(locations or {}) or {(k,): f"{source}:{n}" for k, n in (lines or {}).items()}
+    at = lambda *p: _where(locs, p, source)
     known = {"name", "stages", "output_root"}
     for k in d:
-        if k not in known: raise ConfigError(f"{where(k)}: unknown top-level key '{k}' (known: {', '.join(sorted(known))})")
+        if k not in known: raise ConfigError(f"{at(k)}: unknown top-level key '{k}' (known: {', '.join(sorted(known))})")
     if "stages" not in d or not isinstance(d["stages"], dict) or not d["stages"]:
-        raise ConfigError(f"{source}: 'stages' must be a mapping of stage name -> {{notebook, params}}")
+        raise ConfigError(f"{at('stages')}: 'stages' must be a mapping of stage name -> {{notebook, params}}")
     stages = []
     for sname, spec in d["stages"].items():
+        key = lambda *p: at("stages", sname, "params", *p)
         if not isinstance(spec, dict) or "notebook" not in spec:
-            raise ConfigError(f"{where('stages')}: stage '{sname}' needs a 'notebook'")
-        extra = set(spec) - {"notebook", "params"}
-        if extra: raise ConfigError(f"{where('stages')}: stage '{sname}': unknown key '{sorted(extra)[0]}' (use notebook / params)")
-        nb = find_notebook(spec["notebook"], nbs)
+            raise ConfigError(f"{at('stages', sname)}: stage '{sname}' needs a 'notebook'")
+        extra = sorted(set(spec) - {"notebook", "params"})
+        if extra: raise ConfigError(f"{at('stages', sname, extra[0])}: stage '{sname}': unknown key '{extra[0]}' (use notebook / params)")
+        try: nb = find_notebook(spec["notebook"], nbs)
+        except ConfigError as e: raise ConfigError(f"{at('stages', sname, 'notebook')}: stage '{sname}': {e}") from None
         defaults, params = notebook_parameters(nb), dict(spec.get("params") or {})
         for k in params:
-            if k in INJECTED: raise ConfigError(f"{where('stages')}: stage '{sname}': '{k}' is set by the pipeline, not the config")
+            if k in INJECTED: raise ConfigError(f"{key(k)}: stage '{sname}': '{k}' is set by the pipeline, not the config")
             if k in defaults: continue
             moved = MOVED.get(nb.stem, {}).get(k)
-            if moved: raise ConfigError(f"{where('stages')}: stage '{sname}': key '{k}' moved into a config block: write it as "
+            if moved: raise ConfigError(f"{key(k)}: stage '{sname}': key '{k}' moved into a config block: write it as "
                                         f"{moved} (see configs/ for examples)")
-            raise ConfigError(f"{where('stages')}: stage '{sname}': unknown key '{k}' for notebook {nb.name}{did_you_mean(k, list(defaults))}")
-        _check_param_types(sname, params, defaults, where("stages"))
-        _check_blocks(sname, params, nb, where("stages"))
+            raise ConfigError(f"{key(k)}: stage '{sname}': unknown key '{k}' for notebook {nb.name}{did_you_mean(k, list(defaults))}")
+        _check_param_types(sname, params, defaults, key)
+        _check_blocks(sname, params, nb, lambda p: key(*p))
         stages.append(Stage(sname, nb, params))
-    return RunConfig(name=str(d.get("name", "run")), stages=stages, output_root=str(d.get("output_root", "outputs")), source=source)
+    return RunConfig(name=str(d.get("name", "run")), stages=stages, output_root=str(d.get("output_root", "outputs")), source=source,
+                     locations=locs)
 
 def load_run_config(path, nbs: Path | None = None, sets: list[str] | None = None) -> RunConfig:
-    "Load a run config YAML (its `base:` merged in, `sets` applied) and check it."
+    "Load a run config YAML (its `base:` merged in, `sets` applied) and check it; errors name the line of the key (or its `--set`)."
     path = Path(path)
     d = read_run_config(path, sets)
     source = f"{path} (base: {' <- '.join(d['_bases'])})" if d.get("_bases") else str(path)
-    return parse_run_config({k: v for k, v in d.items() if k != "_bases"}, source, _yaml_key_lines(path.read_text()), nbs)
+    return parse_run_config({k: v for k, v in d.items() if k != "_bases"}, source, nbs=nbs, locations=config_locations(path, sets))
+
+# %% ../nbs/09_pipeline.ipynb #c28a0011
+# The top-level names each run notebook writes into its stage folder (what `@stage/<name>/...` can point at).
+STAGE_WRITES = {
+    "20_synthesize": ("train.jsonl", "heldout", "synthesis.json", "remixer", "remixer_configs.json", "stats.md", "scores.png"),
+    "20a_prepare": ("train.jsonl", "heldout", "heldout_gold_ids.txt", "emb_cache", "prepare.json", "prepare_config.yaml",
+                    "stats.md", "demo_set", "llm_cache.sqlite"),
+    "21_train": ("model", "seeds.json", "train_summary.json", "train_config.yaml", "train_log.jsonl", "training_curves.png",
+                 "intensity.jsonl", "intensity.png"),
+    "22_evaluate": ("evaluation.json", "evaluation.md", "results", "ndcg10.png"),
+    "23_report": (),
+}
+# Ranges of the run notebooks' own parameters (a library config's fields carry theirs: `opt(range=...)`).
+PARAM_RANGES = {
+    "20_synthesize": {"heldout_fraction": "[0, 1)"},
+    "20a_prepare": {"demo_queries": "[1, inf)"},
+    "21_train": {"nproc_per_node": "[1, inf)", "nnodes": "[1, inf)", "node_rank": "[0, inf)", "master_port": "[1, 65535]",
+                 "intensity_samples": "[0, inf)"},
+}
+
+def stage_params(st: Stage) -> dict:
+    "A stage's parameters as they will run: the notebook's defaults, then the config's (without run_dir / stage_dir)."
+    return {k: v for k, v in {**notebook_parameters(st.notebook), **st.params}.items() if k not in INJECTED}
+
+def stage_references(obj, path: tuple = ()):
+    "`(key_path, '@stage/...')` for every stage reference in a stage's parameters (comma-separated lists, nested blocks)."
+    if isinstance(obj, dict):
+        for k, v in obj.items(): yield from stage_references(v, path + (k,))
+    elif isinstance(obj, list):
+        for v in obj: yield from stage_references(v, path)
+    elif isinstance(obj, str):
+        for part in obj.split(","):
+            if part.strip().startswith("@"): yield path, part.strip()
+
+# %% ../nbs/09_pipeline.ipynb #c28a0013
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+def model_problem(name: str) -> str | None:
+    "What is wrong with a model name (a short name, an existing model folder, a well-formed hub id, 'bm25', '@stage/...'); None if nothing. No download."
+    from reasonembed.hub import SHORT_NAMES
+    s = str(name).strip()
+    if not s: return "an empty model name"
+    if s.lower() in SHORT_NAMES or s.lower() == "bm25" or s.startswith("@"): return None
+    p = Path(s).expanduser()
+    if p.is_dir():
+        if any((p / f).exists() for f in ("config.json", "modules.json", "adapter_config.json")): return None
+        return f"{p}: folder has no config.json / modules.json / adapter_config.json; not a model folder"
+    if p.exists(): return f"{p}: a file, not a model folder"
+    if not s.startswith((".", "/", "~")) and _HUB_ID.match(s): return None
+    return f"'{s}': no such folder, and not a short name ({', '.join(SHORT_NAMES)}) or a hub id like 'org/name'"
+
+def _model_names(st: Stage, params: dict, built: dict):
+    "`(key_path, name)` of every model a stage will load: 22_evaluate's `models`, and the `model` of each embedder config in its blocks."
+    if st.notebook.stem == "22_evaluate":
+        for m in str(params.get("models") or "").split(","):
+            if m.strip(): yield ("models",), m.strip()
+    def walk(obj, path):
+        if not dataclasses.is_dataclass(obj): return
+        if type(obj).__name__ == "EmbedderConfig" and obj.model: yield path + ("model",), obj.model   # '': set by its holder
+        for f in dataclasses.fields(obj): yield from walk(getattr(obj, f.name), path + (f.name,))
+    for name, cfg in built.items():
+        if name in st.params: yield from walk(cfg, (name,))
+
+# %% ../nbs/09_pipeline.ipynb #c28a0015
+def _check_refs(rc: RunConfig, i: int, params: dict, run_dir, err):
+    "Every `@stage/...` of stage `i` names an earlier stage that writes it (or, with `run_dir`, something already there)."
+    order, st = {s.name: j for j, s in enumerate(rc.stages)}, rc.stages[i]
+    for keys, ref in stage_references(params):
+        stage, _, rest = ref[1:].partition("/")
+        if stage in order and order[stage] < i:
+            writes = STAGE_WRITES.get(rc.stages[order[stage]].notebook.stem)
+            first = rest.split("/")[0]
+            if writes is None or not first or first in writes or (run_dir and (Path(run_dir) / ref[1:]).exists()): continue
+            err(keys, f"'{ref}': stage '{stage}' ({rc.stages[order[stage]].notebook.stem}) does not write '{first}'"
+                      f"{did_you_mean(first, list(writes))}")
+        if run_dir and (Path(run_dir) / ref[1:]).exists(): continue
+        if stage in order: err(keys, f"'{ref}': stage '{stage}' runs {'after' if order[stage] > i else 'as'} stage '{st.name}'; "
+                                     "a stage reads only what an earlier stage wrote")
+        earlier = [s.name for s in rc.stages[:i]]
+        err(keys, f"'{ref}': no stage '{stage}' before '{st.name}' in this run"
+                  + (did_you_mean(stage, earlier) if earlier else " (it is the first stage)"))
+
+def _check_evaluate(params: dict, err):
+    "22_evaluate: a model and a benchmark at least; one label per model."
+    split = lambda s: [x.strip() for x in str(s or "").split(",") if x.strip()]
+    models, labels = split(params.get("models")), split(params.get("labels"))
+    if not models: err(("models",), "no model to evaluate")
+    if not any(params.get(k) for k in ("heldout_dir", "bright_dir", "r2med_dir")):
+        err(("heldout_dir",), "nothing to evaluate on: set heldout_dir, bright_dir or r2med_dir")
+    if labels and len(labels) != len(models):
+        err(("labels",), f"{len(labels)} labels for {len(models)} models ({params.get('models')!r}): give one label per model, or labels: ''")
+
+STAGE_CHECKS = {"22_evaluate": _check_evaluate}
+
+# %% ../nbs/09_pipeline.ipynb #c28a0016
+def check_run_config(rc: RunConfig, run_dir=None) -> RunConfig:
+    """Everything a run will need, checked before it starts (`--check`, `run`, `--resume`): stage references, ranges,
+    labels against models, model names. An error names the file and line of the key (or its `--set`), the stage and the key."""
+    for i, st in enumerate(rc.stages):
+        def err(keys, msg, st=st):
+            path = ("stages", st.name, "params", *keys)
+            raise ConfigError(f"{_where(rc.locations, path, rc.source)}: stage '{st.name}', key '{'.'.join(map(str, keys))}': {msg}", tuple(keys), msg)
+        params = stage_params(st)
+        _check_refs(rc, i, params, run_dir, err)
+        for k, rng in PARAM_RANGES.get(st.notebook.stem, {}).items():
+            if (bad := value_problem(params.get(k), rng)): err((k,), bad)
+        if (check := STAGE_CHECKS.get(st.notebook.stem)): check(params, err)
+        built = _check_blocks(st.name, st.params, st.notebook, lambda p: _where(rc.locations, ("stages", st.name, "params", *p), rc.source))
+        for keys, name in _model_names(st, params, built):
+            if (bad := model_problem(name)): err(keys, bad)
+    return rc
 
 # %% ../nbs/09_pipeline.ipynb #be014bb7
 _CURSOR = re.compile(r"\x1b\[[0-9;?]*[A-HJKSTfhlsu]")     # cursor moves and erasures (colours stay)
@@ -247,6 +402,14 @@ class StageOutput:
 # %% ../nbs/09_pipeline.ipynb #9a76b674
 def _stage_done(run_dir: Path, stage: str) -> bool: return (run_dir / stage / "DONE").exists()
 
+def _done_marker(run_dir: Path, stage: str) -> dict | None:
+    "A stage's DONE record (None: not finished; {} : an unreadable one, counted as finished by an older version)."
+    p = run_dir / stage / "DONE"
+    if not p.exists(): return None
+    try: d = json.loads(p.read_text())
+    except ValueError: return {}
+    return d if isinstance(d, dict) else {}
+
 def _duration(s: float | None) -> str:
     if s is None: return "?"
     return f"{s:.0f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60):02d} s"
@@ -277,58 +440,165 @@ def _bar_env(shown: StageOutput | None) -> dict[str, str]:
     env = {"TQDM_NCOLS": str(width), "TQDM_NROWS": "50", "TQDM_POSITION": "0"}
     return {k: os.environ.get(k) or v for k, v in env.items()}
 
+# %% ../nbs/09_pipeline.ipynb #c28a0021
+def _local_inputs(params: dict, run_dir) -> list[Path]:
+    """Existing local files and folders a stage's parameters name: not `@` references, not the run folder or a folder
+    holding it, not the value of a key naming a cache or an output (`cache_dir`, `output_dir`: the stage writes there)."""
+    found, run = set(), Path(run_dir).resolve()
+    def walk(v, key=""):
+        if "cache" in key or key.startswith("out"): return        # a cache or an output the stage writes: not what it read
+        if isinstance(v, dict): [walk(x, str(k)) for k, x in v.items()]
+        elif isinstance(v, list): [walk(x, key) for x in v]
+        elif isinstance(v, str):
+            for part in (p.strip() for p in v.split(",")):
+                if not part or part.startswith("@") or not any(c in part for c in "/.~") or len(part) > 4096: continue
+                p = Path(part).expanduser()
+                try: ok = p.exists()
+                except OSError: ok = False
+                if ok and not (p.resolve() == run or p.resolve() in run.parents or run in p.resolve().parents): found.add(p.resolve())
+    walk(params)
+    return sorted(found)
+
+def stage_fingerprint(rc: RunConfig, st: Stage, run_dir, done: dict) -> tuple[str, dict]:
+    "The fingerprint of a stage's inputs, and its parts: parameters, earlier stages read (`done`: their fingerprints), local files."
+    params = stage_params(st)
+    upstream = {}
+    for _, ref in stage_references(params):
+        stage = ref[1:].split("/")[0]
+        if stage in done: upstream[stage] = done[stage]
+        else: upstream[ref] = fingerprint(Path(run_dir) / ref[1:])      # a folder already in the run folder, not one of its stages
+    parts = {"params": fingerprint(params), "upstream": upstream,
+             "files": {str(p): fingerprint(p) for p in _local_inputs(params, run_dir)}}
+    return fingerprint(parts), parts
+
+def _what_changed(old: dict, new: dict) -> str:
+    "The parts of two `stage_fingerprint` parts that differ, in words."
+    out = ["its parameters"] if old.get("params") != new.get("params") else []
+    for kind, name in (("upstream", "stage"), ("files", "")):
+        o, n = old.get(kind) or {}, new.get(kind) or {}
+        out += [f"{name} {k}".strip() + (" (new)" if k not in o else " (gone)" if k not in n else "")
+                for k in sorted(set(o) | set(n)) if o.get(k) != n.get(k)]
+    return ", ".join(out) or "its inputs"
+
+# %% ../nbs/09_pipeline.ipynb #c28a0030
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+class StageError(UserError, RuntimeError):
+    "A stage of a run failed: one line with the stage, the notebook's own error and the executed notebook to read."
+    def __init__(self, stage: str, error: str, notebook: Path, run_dir: Path, where: str = ""):
+        self.stage, self.error, self.notebook = stage, " ".join(_ANSI.sub("", str(error)).split()), notebook
+        super().__init__(f"stage '{stage}' failed{f' ({where})' if where else ''}: {self.error} "
+                         f"[executed notebook: {notebook}; resume with: reasonembed run --resume {run_dir}]")
+
+def _execute_stage(st: Stage, run_dir: Path, progress: bool, out) -> float:
+    "Run one stage's notebook with papermill; its seconds. A failure raises `StageError` (one line)."
+    import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    warn = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), _KERNEL_WARNINGS) if w)
+    sdir = run_dir / st.name
+    sdir.mkdir(parents=True, exist_ok=True)
+    (sdir / "DONE").unlink(missing_ok=True)
+    params = {**st.params, "run_dir": str(run_dir.resolve()), "stage_dir": str(sdir.resolve())}
+    (sdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log.info(f"stage {st.name}: {st.notebook.name} -> {sdir}")
+    t0 = time.time()
+    shown = StageOutput(st.name, out) if progress else None
+    try:
+        with _kernel_env(PYTHONWARNINGS=warn, **_bar_env(shown)):
+            pm.execute_notebook(str(st.notebook), str(sdir / f"{st.name}.ipynb"), parameters=params, cwd=str(sdir),
+                                progress_bar=False, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={_TEXT_BARS}"],
+                                stdout_file=shown and shown.stdout, stderr_file=shown and shown.stderr)
+    except pm.PapermillExecutionError as e:
+        raise StageError(st.name, f"{e.ename}: {e.evalue}", sdir / f"{st.name}.ipynb", run_dir, f"{st.notebook.name}, cell {e.exec_count}") from None
+    except (DeadKernelError, CellTimeoutError) as e:          # the kernel died (out of memory, killed) or a cell hung
+        raise StageError(st.name, f"{type(e).__name__}: {e}", sdir / f"{st.name}.ipynb", run_dir, st.notebook.name) from None
+    finally:
+        if shown: shown.close()
+    return round(time.time() - t0, 1)
+
 # %% ../nbs/09_pipeline.ipynb #634a4a8d
 def execute_stages(rc: RunConfig, run_dir: Path, resume: bool = False, progress: bool = True, out=None) -> dict:
-    "Execute the stages of `rc` in `run_dir`; finished stages are skipped when `resume`. `progress`: show each stage's output live on `out` (stderr)."
-    import papermill as pm
-    timings = {}
-    warn = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), _KERNEL_WARNINGS) if w)
+    """Execute the stages of `rc` in `run_dir`. With `resume`, a finished stage whose inputs are unchanged is skipped; one
+    whose inputs changed is recomputed from an empty folder, and so is every stage after a recomputed one (the reason
+    is logged and kept in its DONE). `progress`: show each stage's output live on `out` (stderr)."""
+    timings, fps, rerun, stale = {}, {}, None, None
     for st in rc.stages:
         sdir = run_dir / st.name
-        if resume and _stage_done(run_dir, st.name):
-            log.info(f"stage {st.name}: done, skipped"); continue
-        sdir.mkdir(parents=True, exist_ok=True)
-        (sdir / "DONE").unlink(missing_ok=True)
-        params = {**st.params, "run_dir": str(run_dir.resolve()), "stage_dir": str(sdir.resolve())}
-        (sdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        log.info(f"stage {st.name}: {st.notebook.name} -> {sdir}")
-        t0 = time.time()
-        shown = StageOutput(st.name, out) if progress else None
-        try:
-            with _kernel_env(PYTHONWARNINGS=warn, **_bar_env(shown)):
-                pm.execute_notebook(str(st.notebook), str(sdir / f"{st.name}.ipynb"), parameters=params, cwd=str(sdir),
-                                    progress_bar=False, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={_TEXT_BARS}"],
-                                    stdout_file=shown and shown.stdout, stderr_file=shown and shown.stderr)
-        except pm.PapermillExecutionError as e:
-            raise RuntimeError(f"stage '{st.name}' failed in {st.notebook.name} (cell {e.exec_count}): {e.ename}: {e.evalue}\n"
-                               f"executed notebook: {sdir / (st.name + '.ipynb')}\nresume with: reasonembed run --resume {run_dir}") from None
-        finally:
-            if shown: shown.close()
-        timings[st.name] = round(time.time() - t0, 1)
-        (sdir / "DONE").write_text(json.dumps({"seconds": timings[st.name], "finished": _dt.datetime.now().isoformat()}))
+        fps[st.name], parts = stage_fingerprint(rc, st, run_dir, fps)
+        done, why = _done_marker(run_dir, st.name) if resume else None, None
+        if done is not None:
+            same = done.get("inputs") in (None, fps[st.name])          # a DONE of old (no fingerprint) counts as unchanged
+            if same and rerun is None: log.info(f"stage {st.name}: done, skipped"); continue
+            why = rerun if same else f"its inputs changed since it ran ({_what_changed(done.get('input_parts') or {}, parts)})"
+            stale = stale or (None if same else f"stage {st.name} before it was recomputed")
+        elif resume and stale: why = stale
+        if why:
+            log.warning(f"stage {st.name}: {why}; recomputing it from an empty folder")
+            shutil.rmtree(sdir, ignore_errors=True)
+        timings[st.name] = _execute_stage(st, run_dir, progress, out)
+        (sdir / "DONE").write_text(json.dumps({"seconds": timings[st.name], "finished": _dt.datetime.now().isoformat(),
+                                               "inputs": fps[st.name], "input_parts": parts, **({"recomputed": why} if why else {})}))
         log.info(f"stage {st.name}: done in {_duration(timings[st.name])}")
+        if resume: rerun = rerun or f"stage {st.name} before it ran again"
     return timings
+
+
+# %% ../nbs/09_pipeline.ipynb #c28a0041
+class RunLockedError(UserError):
+    "Another process is running in this run folder."
+
+def _pid_alive(pid) -> bool:
+    try: os.kill(int(pid), 0)
+    except ProcessLookupError: return False
+    except (PermissionError, ValueError, TypeError, OverflowError): return pid not in (None, "")
+    return True
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    "Hold `<run_dir>/.lock` while a run works in the folder; refuse (RunLockedError, naming the holder) if a live process holds it."
+    import fcntl
+    path = Path(run_dir) / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try: prev = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except ValueError: prev = {}
+        refuse = lambda: RunLockedError(
+            f"{run_dir}: another reasonembed run works in this folder (pid {prev.get('pid', '?')} on {prev.get('host', '?')}, "
+            f"since {prev.get('since', '?')}); wait for it to end, or stop it (kill {prev.get('pid', '?')}) and resume")
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError: raise refuse() from None
+        except OSError:                                                   # no flock here: the pid decides
+            if prev.get("host") == socket.gethostname() and prev.get("pid") != os.getpid() and _pid_alive(prev.get("pid")): raise refuse() from None
+        if prev.get("pid") and prev.get("pid") != os.getpid():
+            log.warning(f"{run_dir}: the lock of pid {prev['pid']} ({prev.get('host', '?')}) is stale (that run ended); taken over")
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _dt.datetime.now().isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0); os.pwrite(fd, json.dumps(me).encode(), 0)
+        try: yield path
+        finally: os.ftruncate(fd, 0)                                     # released: an empty lock file
+    finally: os.close(fd)
 
 # %% ../nbs/09_pipeline.ipynb #09358a64
 def run_pipeline(config_path, output_root: str | None = None, name: str | None = None, nbs: Path | None = None,
                  progress: bool = True, out=None, sets: list[str] | None = None) -> Path:
     "Check the config, create `outputs/<name>-<timestamp>/` (its `config.yaml`: the merged config as run) and execute every stage."
     config_path = Path(config_path)
-    rc = load_run_config(config_path, nbs, sets)
+    rc = check_run_config(load_run_config(config_path, nbs, sets))
     merged = read_run_config(config_path, sets); merged.pop("_bases", None)
     run_dir = make_run_dir(name or rc.name, config_path if merged == load_yaml(config_path) else merged,
                            root=output_root or rc.output_root)
     (run_dir / "run.json").write_text(json.dumps({"config": str(config_path.resolve()), "nbs": str(rc.stages[0].notebook.parent.resolve())}))
-    execute_stages(rc, run_dir, progress=progress, out=out)
+    with run_lock(run_dir): execute_stages(rc, run_dir, progress=progress, out=out)
     return run_dir
 
 def resume_run(run_dir, progress: bool = True, out=None) -> Path:
-    "Continue a run: finished stages are skipped, the interrupted one resumes from its own cache/checkpoint."
+    """Continue a run: finished stages whose inputs are unchanged are skipped, the interrupted one resumes from its own
+    cache/checkpoint, a stage whose inputs changed is recomputed (and the ones after it). One process per run folder."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists(): raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
     meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    rc = load_run_config(run_dir / "config.yaml", Path(meta["nbs"]) if meta.get("nbs") else None)
-    execute_stages(rc, run_dir, resume=True, progress=progress, out=out)
+    with run_lock(run_dir):
+        rc = check_run_config(load_run_config(run_dir / "config.yaml", Path(meta["nbs"]) if meta.get("nbs") else None), run_dir)
+        execute_stages(rc, run_dir, resume=True, progress=progress, out=out)
     return run_dir
 
 # %% ../nbs/09_pipeline.ipynb #a3fb28dd
@@ -378,7 +648,7 @@ def run_cli(
     resume: str = None,  # continue the run in this run folder
     output_root: str = None,  # parent of the run folder (default: the config's output_root)
     name: str = None,  # run name (default: the config's name)
-    check: bool = False,  # validate the config against the notebooks and stop
+    check: bool = False,  # check everything the run will need (keys, types, ranges, @stage references, labels, model names) and stop
     show: bool = False,  # print the config as it would run (base merged, --set applied), checked, and stop
     set: Annotated[str, "override a stage parameter: STAGE.KEY=VALUE (a YAML value; dotted keys reach into config blocks)", {"nargs": "*"}] = None,
 ):
@@ -388,7 +658,7 @@ def run_cli(
         run_dir = resume_run(resume)
     elif not config: raise ConfigError("give a config file or --resume RUN_DIR")
     elif check or show:
-        rc = load_run_config(config, sets=set)
+        rc = check_run_config(load_run_config(config, sets=set))
         if show:
             d = read_run_config(config, set); d.pop("_bases", None); print(yaml.safe_dump(d, sort_keys=False).rstrip())
         print(f"{config}: ok ({', '.join(s.name for s in rc.stages)})", file=sys.stderr if show else sys.stdout); return

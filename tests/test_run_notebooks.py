@@ -42,8 +42,10 @@ def test_run_notebooks_export_nothing_and_skip_nbdev_test(nb):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda p: p.stem)
 def test_profiles_match_the_notebooks(cfg):
+    from reasonembed.pipeline import check_run_config
     rc = load_run_config(cfg)          # every parameter and every config block checked against the notebooks
     assert rc.stages[-1].notebook.stem == "23_report"
+    check_run_config(rc)               # and what the run will need: @stage references, ranges, labels, model names
 
 
 PAPER = [("qwen3-8b", "hanhainebula/qwen3-8b-ft-msmarco"), ("qwen3-4b", "Qwen/Qwen3-4B"), ("llama3.1-8b", "meta-llama/Llama-3.1-8B")]
@@ -205,18 +207,26 @@ def test_reduced_theoremqa_demo_through_papermill(tmp_path, monkeypatch):
 
 
 def test_bad_parameters_fail_before_any_work(tmp_path):
-    "A stage with inconsistent values stops with a message naming the parameter (no model is loaded first)."
+    "A stage with inconsistent values stops with a message naming the parameter: at --check, before the run folder is made."
+    from reasonembed.config import ConfigError
+    from reasonembed.pipeline import StageError
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"evaluate": {"notebook": "22_evaluate", "params": {
-        "models": "minilm,minilm", "labels": "only-one", "heldout_dir": ""}}}}))
-    with pytest.raises(RuntimeError, match=r"labels: 1 labels for 2 models"):
+        "models": "minilm,minilm", "labels": "only-one", "heldout_dir": "", "bright_dir": "hub"}}}}))
+    with pytest.raises(ConfigError, match=r"bad.yaml:8: stage 'evaluate', key 'labels': 1 labels for 2 models"):
         run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
     cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"evaluate": {"notebook": "22_evaluate", "params": {
         "models": "minilm", "labels": "", "heldout_dir": ""}}}}))
-    with pytest.raises(RuntimeError, match=r"nothing to evaluate"):
+    with pytest.raises(ConfigError, match=r"key 'heldout_dir': nothing to evaluate on"):
         run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
-    # a training stage whose data file is missing stops (it never trains on other data)
+    # a training stage whose data is another stage's file, and no such stage: it never trains on other data
     cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"train": {"notebook": "21_train", "params": {
         "data": "@synthesize/train.jsonl"}}}}))
-    with pytest.raises(RuntimeError, match=r"synthesize/train.jsonl: no such file or folder"):
+    with pytest.raises(ConfigError, match=r"key 'data': '@synthesize/train.jsonl': no stage 'synthesize' before 'train'"):
+        run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
+    assert not (tmp_path / "outputs").exists()                         # no run folder for a config that cannot run
+    # a data file that is not there when the stage runs: the stage's own one-line error
+    cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"train": {"notebook": "21_train", "params": {
+        "data": str(tmp_path / "missing.jsonl"), "intensity_samples": 0}}}}))
+    with pytest.raises(StageError, match=r"stage 'train' failed .*missing.jsonl: no such file or folder"):
         run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)

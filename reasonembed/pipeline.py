@@ -237,12 +237,13 @@ def load_run_config(path, nbs: Path | None = None, sets: list[str] | None = None
 # %% ../nbs/09_pipeline.ipynb #c28a0011
 # The top-level names each run notebook writes into its stage folder (what `@stage/<name>/...` can point at).
 STAGE_WRITES = {
-    "20_synthesize": ("train.jsonl", "heldout", "synthesis.json", "remixer", "remixer_configs.json", "stats.md", "scores.png"),
+    "20_synthesize": ("train.jsonl", "heldout", "synthesis.json", "remixer", "remixer_configs.json", "stats.md", "scores.png",
+                      "triviality.json", "triviality.md", "triviality.png"),
     "20a_prepare": ("train.jsonl", "heldout", "heldout_gold_ids.txt", "emb_cache", "prepare.json", "prepare_config.yaml",
                     "stats.md", "demo_set", "llm_cache.sqlite"),
     "21_train": ("model", "seeds.json", "train_summary.json", "train_config.yaml", "train_log.jsonl", "training_curves.png",
                  "intensity.jsonl", "intensity.png"),
-    "22_evaluate": ("evaluation.json", "evaluation.md", "results", "ndcg10.png"),
+    "22_evaluate": ("evaluation.json", "evaluation.md", "results", "ndcg10.png", "reproduction.json", "reproduction.md"),
     "23_report": (),
 }
 # Ranges of the run notebooks' own parameters (a library config's fields carry theirs: `opt(range=...)`).

@@ -25,10 +25,11 @@ log = get_logger("models")
 
 # %% auto #0
 __all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES',
-           'HELD_EMBEDDER_KEYS', 'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig', 'held_embedder',
-           'check_held_embedder', 'held_embedder_help', 'pool', 'st_pooling', 'transformer_folder', 'is_decoder_config',
-           'end_token', 'appends_eos', 'add_eos_postprocessor', 'format_query', 'cpu_flags', 'stale_gguf_marker',
-           'remote_code', 'max_positions', 'EmbedderBase', 'Embedder']
+           'HELD_EMBEDDER_KEYS', 'PROBE_TEXT', 'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig',
+           'held_embedder', 'check_held_embedder', 'held_embedder_help', 'pool', 'st_pooling', 'transformer_folder',
+           'is_decoder_config', 'end_token', 'appends_eos', 'add_eos_postprocessor', 'saved_ids', 'ids_difference',
+           'restore_saved_pipeline', 'load_tokenizer', 'format_query', 'cpu_flags', 'stale_gguf_marker', 'remote_code',
+           'max_positions', 'EmbedderBase', 'Embedder']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -191,6 +192,62 @@ def add_eos_postprocessor(tokenizer) -> bool:
                                                            special_tokens=sorted(set(pre + post), key=lambda x: x[1]))
     return appends_eos(tokenizer)
 
+# %% ../nbs/02_models.ipynb #98eabd76
+PROBE_TEXT = "Instruct: Given a post, retrieve relevant passages.\nQuery: why do cells divide?"
+_PIPELINE = ("post_processor", "normalizer", "pre_tokenizer", "decoder")   # restored in this order, as far as needed
+
+def saved_ids(folder, text: str = PROBE_TEXT) -> list[int] | None:
+    "The ids `folder`'s own `tokenizer.json` gives `text` (loaded with `tokenizers` directly, special tokens added); None without one."
+    f = Path(folder) / "tokenizer.json"
+    if not f.exists(): return None
+    from tokenizers import Tokenizer
+    tk = Tokenizer.from_file(str(f)); tk.no_padding(); tk.no_truncation()      # a file may pad to a length (MiniLM's: 128)
+    return tk.encode(text, add_special_tokens=True).ids
+
+def ids_difference(tokenizer, got: list[int], want: list[int]) -> str:
+    "In words, how `got` (transformers' ids) differs from `want` (the saved tokenizer's); '' if not at all."
+    if got == want: return ""
+    tok = lambda i: repr(tokenizer.convert_ids_to_tokens(i))
+    out = []
+    if want and (not got or got[0] != want[0]):
+        out.append(f"{tok(want[0])} dropped at the start" if want[0] not in got else f"starts on {tok(got[0])}, not {tok(want[0])}")
+    if want and got and got[-1] != want[-1]:
+        out.append(f"{tok(got[-1])} appended" if got[-1] not in want else f"ends on {tok(got[-1])}, not {tok(want[-1])}")
+    return ", ".join(out) or f"other ids inside the text ({len(got)} tokens, the saved tokenizer gives {len(want)})"
+
+def restore_saved_pipeline(tokenizer, folder, text: str = PROBE_TEXT) -> tuple[str, str]:
+    """Compare the ids `tokenizer` (transformers) gives `text` with `saved_ids(folder)`; where they differ, put back the saved
+    post-processor (then normalizer, pre-tokenizer, decoder) until they agree. `(status, what transformers changed)`, status one of
+    'same', 'restored', 'differs' (still: everything put back as it was), 'unknown' (no tokenizer.json, or not a fast tokenizer)."""
+    want, backend = saved_ids(folder, text), getattr(tokenizer, "backend_tokenizer", None)
+    if want is None or backend is None: return "unknown", f"{folder}: no tokenizer.json" if want is None else "not a fast tokenizer"
+    got = tokenizer(text)["input_ids"]
+    if got == want: return "same", ""
+    from tokenizers import Tokenizer
+    saved, old, what = Tokenizer.from_file(str(Path(folder) / "tokenizer.json")), {}, ids_difference(tokenizer, got, want)
+    saved.no_padding(); saved.no_truncation()
+    for part in _PIPELINE:
+        old[part] = getattr(backend, part)
+        setattr(backend, part, getattr(saved, part))
+        if tokenizer(text)["input_ids"] == want: return "restored", f"{what} (restored: {', '.join(old)})"
+    for part, v in old.items(): setattr(backend, part, v)
+    return "differs", what
+
+def load_tokenizer(folder, trust_remote_code: bool = False, fix: bool = True, **kwargs):
+    """`AutoTokenizer.from_pretrained(folder, **kwargs)` giving the ids of `folder`'s own tokenizer.json: with `fix`, what
+    transformers rebuilt is put back (`restore_saved_pipeline`, one log line); ids that still differ are a warning."""
+    import transformers
+    tok = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kwargs)
+    if not fix: return tok
+    status, what = restore_saved_pipeline(tok, folder)
+    if status == "restored":
+        log.info(f"{folder}: transformers {transformers.__version__} changed the tokenizer ({what}) from its tokenizer.json; "
+                 f"restored the saved one, whose ids the model was trained and evaluated on")
+    elif status == "differs":
+        log.warning(f"{folder}: transformers {transformers.__version__} tokenizes differently from its tokenizer.json ({what}), "
+                    f"and restoring its post-processor, normalizer, pre-tokenizer and decoder did not help")
+    return tok
+
 # %% ../nbs/02_models.ipynb #b830dabe
 def format_query(query: str, instruction: str | None, template: str | None = None) -> str:
     "Format a query with its instruction: the template when there is an instruction (or no `{instruction}` slot)."
@@ -307,7 +364,7 @@ class EmbedderBase:
 @patch
 def _load_text_side(self: EmbedderBase):
     "Saved settings, the folder layout (adapter, sentence-transformers), pooling, EOS, padding side, tokenizer."
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
     cfg, src = self.config, Path(self.source)
     saved = _read_json(src / SAVED_CONFIG) if src.is_dir() else None
     if saved:   # settings written by Embedder.save, unless given explicitly
@@ -333,7 +390,7 @@ def _load_text_side(self: EmbedderBase):
     self.append_eos = cfg.append_eos if cfg.append_eos is True else "auto"
     self.padding_side = cfg.padding_side or ("left" if pooling == "last" else "right")
     tok_src = src if (src / "tokenizer_config.json").exists() or (src / "tokenizer.json").exists() else self.base_path
-    self.tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=self.remote_code)
+    self.tokenizer = load_tokenizer(tok_src, self.remote_code)      # the ids of its own tokenizer.json
     self.tokenizer.padding_side = self.padding_side
     if self.tokenizer.pad_token is None:
         if self.tokenizer.eos_token is None: raise ConfigError(f"{tok_src}: tokenizer has neither pad_token nor eos_token")
@@ -610,13 +667,18 @@ def enable_gradient_checkpointing(self: Embedder) -> Embedder:
 
 # %% ../nbs/02_models.ipynb #89292550
 @patch
-def saved_settings(self: Embedder, instruction: str | None = None, training_data: dict | None = None) -> dict:
-    "The settings written to `reasonembed.json` (with `training_data`: the datasets a trained model's rows came from, `{name: rows}`)."
+def saved_settings(self: Embedder, instruction: str | None = None, training_data: dict | None = None, training: dict | None = None) -> dict:
+    """The settings written to `reasonembed.json` (with `training_data`: the datasets a trained model's rows came from, `{name: rows}`;
+    `training`: the loss with its settings, hyperparameters and data, `reasonembed.cards.training_summary`), the base model's hub id and licence."""
+    from reasonembed.cards import hub_id, model_licence      # cards sits below models (it reads these files back)
     d = {k: getattr(self.config, k) for k in _SAVED_KEYS}
     d.update(pooling=self.pooling, append_eos=self.append_eos, padding_side=self.padding_side,
              query_template=self.config.query_template, instruction=instruction, dim=self.dim,
              is_decoder=self.is_decoder, base_model=str(self.base_path))
+    d.update(base_model_id=hub_id(self.config.model) or hub_id(self.base_path),
+             base_model_license=model_licence(self.base_path) or model_licence(self.source))
     if training_data: d["training_data"] = dict(training_data)
+    if training: d["training"] = training
     return d
 
 @patch
@@ -663,11 +725,14 @@ def _save_tokenizer(self: Embedder, folder: Path):
 # %% ../nbs/02_models.ipynb #b4da860b
 @patch
 def save(self: Embedder, path, adapter: bool = True, merged: bool = True, sentence_transformers: bool = True,
-         instruction: str | None = None, training_data: dict | None = None) -> Path:
-    "Write `path/adapter` (LoRA), `path/merged` (full model + tokenizer) and a sentence-transformers layout at `path`."
+         instruction: str | None = None, training_data: dict | None = None, training: dict | None = None) -> Path:
+    """Write `path/adapter` (LoRA), `path/merged` (full model + tokenizer), a sentence-transformers layout and the model card
+    `README.md` at `path`. `training`: what the training loop knows, `{"config": TrainConfig, "samples": rows}`
+    (`reasonembed.cards.training_summary`'s arguments), for the loss, data and hyperparameters in `reasonembed.json` and the card."""
+    from reasonembed.cards import training_summary, write_card
     if sentence_transformers: self._query_prompt(instruction)      # fail before writing anything
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    settings = json.dumps(self.saved_settings(instruction, training_data), indent=2)
+    settings = json.dumps(self.saved_settings(instruction, training_data, training_summary(**training) if training else None), indent=2)
     adapter_dir = path / "adapter"
     if self.is_peft and (adapter or merged or sentence_transformers):
         tmp_adapter = adapter_dir if adapter else Path(tempfile.mkdtemp())
@@ -688,4 +753,5 @@ def save(self: Embedder, path, adapter: bool = True, merged: bool = True, senten
         self._save_tokenizer(out); (out / SAVED_CONFIG).write_text(settings)
     if sentence_transformers: self._write_st_layout(path, instruction)
     (path / SAVED_CONFIG).write_text(settings)
+    write_card(path)
     return path

@@ -651,6 +651,7 @@ def run_cli(
     name: str = None,  # run name (default: the config's name)
     check: bool = False,  # check everything the run will need (keys, types, ranges, @stage references, labels, model names) and stop
     show: bool = False,  # print the config as it would run (base merged, --set applied), checked, and stop
+    preflight: bool = False,  # check what the run loads and needs before GPU hours (tokenizer ids, hub revisions, disk, GPU memory, LLM servers): one table, and stop
     set: Annotated[str, "override a stage parameter: STAGE.KEY=VALUE (a YAML value; dotted keys reach into config blocks)", {"nargs": "*"}] = None,
 ):
     "Run a config end to end with papermill, or resume a run."
@@ -658,6 +659,9 @@ def run_cli(
         if set: raise ConfigError("--set does not apply to --resume: a run continues with the config it started with")
         run_dir = resume_run(resume)
     elif not config: raise ConfigError("give a config file or --resume RUN_DIR")
+    elif preflight:
+        from reasonembed.preflight import preflight_cli   # the preflight sits above the pipeline
+        return preflight_cli(config, set=set)
     elif check or show:
         rc = check_run_config(load_run_config(config, sets=set))
         if show:

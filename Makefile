@@ -58,7 +58,8 @@ demo: install
 	$(BIN)/reasonembed run $(CONFIG)
 
 # The library notebooks that draw figures: executed, their figures kept (CONTRIBUTING.md), every other output dropped.
-FIGURE_NBS := nbs/01_data.ipynb nbs/03c_evaluation.ipynb nbs/05a_remixer.ipynb nbs/06_loss.ipynb nbs/07a_intensity.ipynb nbs/08_training.ipynb
+FIGURE_NBS := nbs/01_data.ipynb nbs/03c_evaluation.ipynb nbs/05a_remixer.ipynb nbs/05d_triviality.ipynb nbs/06_loss.ipynb \
+              nbs/07a_intensity.ipynb nbs/08_training.ipynb
 figures: install
 	for nb in $(FIGURE_NBS); do $(NBTEST) --save $$nb || exit 1; done
 	$(BIN)/python .ci/keep_figures.py $(FIGURE_NBS)

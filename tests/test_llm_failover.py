@@ -5,7 +5,12 @@ and answer deterministically (`answer to <last message> [seed <seed>]`, the same
 kills itself (`os._exit`, no response, its sockets reset by the kernel) when its 15th request arrives, while other
 requests are in flight on it. The stage (60 generations, then 60 follow-ups on their answers) must finish with every
 answer right, the requests in flight on A retried on B, A left out of the routing afterwards, and the response cache
-holding each answer exactly once, so that a rerun generates nothing."""
+holding each answer exactly once, so that a rerun generates nothing.
+
+The server is shared with tests/test_reliability_cli.py: it records the Authorization header of every request,
+can answer like a ReMixer LLM (`mode` 'remixer': a Yes for cleaning, a query, a score, a reasoning), and can refuse a
+prompt over `max_chars` characters with HTTP 400 and vLLM's context-length message, as a server run with a small
+`--max-model-len` does."""
 import json, os, sqlite3, subprocess, sys, time
 from pathlib import Path
 
@@ -15,11 +20,21 @@ import pytest
 from reasonembed.llm import OpenAILLM, ResponseCache, SamplingParams, cache_key, request_seed
 
 SERVER = r'''
-import http.server, json, os, sys, threading, time
+import hashlib, http.server, json, os, sys, threading, time
 port_file, log_file, die_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mode, max_chars = (sys.argv[4], int(sys.argv[5])) if len(sys.argv) > 5 else ("echo", 0)
+host = sys.argv[6] if len(sys.argv) > 6 else "127.0.0.1"
 log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 lock, seen = threading.Lock(), [0]
 def note(event, content): os.write(log_fd, (json.dumps([event, content]) + "\n").encode())
+def remixer_answer(content):
+    h = hashlib.md5(content.encode()).hexdigest()
+    if "<score>" in content: return f"<score>{1 + int(h, 16) % 5}</score>"
+    if "Yes or No" in content: return "Yes"
+    if "Write only the post itself" in content:
+        return f"Why does my loop number {h[:6]} stop early when an exception is raised inside a try block?"
+    if "an expert thinks about this post" in content: return "The expert would consider loops, exceptions and control flow."
+    return f"answer to {content}"
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
@@ -34,17 +49,23 @@ class H(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path != "/v1/chat/completions": return self._send(404, {"object": "error", "message": "Not Found"})
         content = body["messages"][-1]["content"]
+        note("auth", self.headers.get("Authorization"))
+        if max_chars and len(content) > max_chars:
+            note("too_long", content)
+            return self._send(400, {"object": "error", "type": "BadRequestError", "code": 400, "message":
+                                    f"This model's maximum context length is {max_chars // 4} tokens. However, you requested "
+                                    f"{len(content) // 4 + 16} tokens. Please reduce the length of the messages or completion."})
         note("received", content)
         with lock:
             seen[0] += 1
             if seen[0] == die_after: os._exit(1)          # gone: no answer, every connection reset
         time.sleep(0.02)                                   # keeps a few requests in flight
-        text = f"answer to {content} [seed {body.get('seed')}]"
+        text = remixer_answer(content) if mode == "remixer" else f"answer to {content} [seed {body.get('seed')}]"
         self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 3, "completion_tokens": len(text.split())}})
         note("answered", content)
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv = http.server.ThreadingHTTPServer((host, 0), H)
 srv.daemon_threads = True
 open(port_file + ".tmp", "w").write(str(srv.server_address[1])); os.replace(port_file + ".tmp", port_file)
 srv.serve_forever()
@@ -52,14 +73,15 @@ srv.serve_forever()
 
 
 class _Server:
-    def __init__(self, tmp: Path, name: str, die_after: int = 0):
+    def __init__(self, tmp: Path, name: str, die_after: int = 0, mode: str = "echo", max_chars: int = 0, host: str = "127.0.0.1"):
         self.log_file, port_file = tmp / f"{name}.log", tmp / f"{name}.port"
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port_file), str(self.log_file), str(die_after)])
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port_file), str(self.log_file), str(die_after),
+                                      mode, str(max_chars), host])
         t0 = time.time()
         while not port_file.exists():
             assert self.proc.poll() is None and time.time() - t0 < 60, "server did not start"
             time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{port_file.read_text()}/v1"
+        self.url = f"http://{host}:{port_file.read_text()}/v1"
         assert httpx.get(f"{self.url}/models", timeout=10).json()["data"][0]["id"] == "toy"
 
     def events(self, kind: str) -> list[str]:

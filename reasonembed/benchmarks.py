@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .core import get_logger
-from .data import DataError, Doc, Query, iter_jsonl, write_jsonl
+from .data import DataError, Doc, Query, iter_jsonl, read_text, text_lines, write_jsonl
 from .domains import BRIGHT_DOMAINS, retrieval_instruction
 from .hub import hub_file, resolve_dataset
 
@@ -21,9 +21,10 @@ __all__ = ['log', 'BRIGHT_HUB_ID', 'BRIGHT_REVISION', 'BRIGHT_TASKS', 'BRIGHT_LO
            'BRIGHT_QUERY_VARIANTS', 'BRIGHT_INSTRUCTIONS', 'GENERIC_INSTRUCTION', 'MAX_LEN', 'R2MED_HUB_ORG',
            'R2MED_TASKS', 'R2MED_REVISIONS', 'R2MED_INSTRUCTIONS', 'Run', 'NA_ID', 'REFERENCE_SOURCE',
            'REFERENCE_BRIGHT', 'REFERENCE_R2MED', 'R2MED_LOCAL_FILES', 'DATASET_OVERLAPS', 'read_rows',
-           'bright_local_file', 'list_local_tasks', 'check_task', 'variant_config', 'task_instruction',
-           'load_bright_task', 'read_qrels_text', 'r2med_local_file', 'list_r2med_local_tasks', 'beir_row',
-           'load_r2med_task', 'write_local_task', 'local_instructions', 'overlapping_tasks']
+           'bright_local_file', 'list_local_tasks', 'read_qrels_text', 'located_rows', 'row_field', 'id_list',
+           'read_documents', 'read_queries', 'check_task', 'variant_config', 'task_instruction', 'load_bright_task',
+           'r2med_local_file', 'list_r2med_local_tasks', 'beir_row', 'load_r2med_task', 'write_local_task',
+           'local_instructions', 'overlapping_tasks']
 
 # %% ../nbs/03_benchmarks.ipynb #fb99367c
 BRIGHT_HUB_ID = "xlangai/BRIGHT"
@@ -96,16 +97,17 @@ def bright_local_file(root: Path, config: str, task: str) -> Path | None:
     shards = sorted((root / config).glob(f"{task}-*-of-*.parquet"))
     return shards[0] if len(shards) == 1 else None
 
-def _read_local(root: Path, config: str, task: str) -> tuple[list[dict], str]:
+def _read_local(root: Path, config: str, task: str) -> tuple[list[tuple[str, dict]], str]:
+    "The located rows (`located_rows`) of a local BRIGHT-layout config file of `task`, and the file's name."
     f = bright_local_file(root, config, task)
     if f is None:
         shards = sorted((root / config).glob(f"{task}-*-of-*.parquet"))
         if shards:
-            return [r for s in shards for r in read_rows(s)], str(root / config / f"{task}-*.parquet")
+            return [r for s in shards for r in located_rows(s)], str(root / config / f"{task}-*.parquet")
         have = sorted(p.name for p in (root / config).glob("*")) if (root / config).is_dir() else []
         raise DataError(f"{root}: no {config}/{task}-00000-of-00001.parquet or {config}/{task}.jsonl "
                         f"(found in {config}/: {', '.join(have[:8]) or 'nothing'})")
-    return read_rows(f), str(f)
+    return located_rows(f), str(f)
 
 def list_local_tasks(root: str | Path, config: str = "examples") -> list[str]:
     "Tasks present in a local BRIGHT-layout directory (from its `examples` files)."
@@ -115,15 +117,85 @@ def list_local_tasks(root: str | Path, config: str = "examples") -> list[str]:
     order = {t: i for i, t in enumerate(BRIGHT_TASKS)}
     return sorted(names, key=lambda t: (order.get(t, len(order)), t))
 
-def _read_hub(repo: str, config: str, task: str, revision: str | None) -> tuple[list[dict], str]:
-    "A BRIGHT-layout config file (`<config>/<task>-00000-of-00001.parquet`) of a hub dataset."
+def _read_hub(repo: str, config: str, task: str, revision: str | None) -> tuple[list[tuple[str, dict]], str]:
+    "The located rows of a BRIGHT-layout config file (`<config>/<task>-00000-of-00001.parquet`) of a hub dataset."
     f = hub_file(repo, f"{config}/{task}-00000-of-00001.parquet", revision)
-    return read_rows(f), f"{repo}@{revision or 'main'}: {config}/{f.name}"
+    return located_rows(f), f"{repo}@{revision or 'main'}: {config}/{f.name}"
+
+# %% ../nbs/03_benchmarks.ipynb #6bdfaafa
+def _qrels_lines(path: Path) -> list[tuple[int, dict]]:
+    rows = []
+    for n, line in text_lines(path):
+        parts = line.split()
+        if not parts: continue
+        if len(parts) not in (3, 4): raise DataError(f"{path}:{n}: expected 'qid docid score' or 'qid 0 docid score', got {len(parts)} fields")
+        qid, did, score = (parts[0], parts[1], parts[2]) if len(parts) == 3 else (parts[0], parts[2], parts[3])
+        if n == 1 and not score.lstrip("-").isdigit(): continue
+        rows.append((n, {"q_id": qid, "p_id": did, "score": score}))
+    return rows
+
+def read_qrels_text(path: Path) -> list[dict]:
+    "Whitespace-separated qrels: `qid docid score` or TREC `qid 0 docid score`; a header line is skipped."
+    return [r for _, r in _qrels_lines(Path(path))]
+
+def located_rows(path) -> list[tuple[str, dict]]:
+    "The rows of a JSONL, parquet or qrels-text file, each with its location: `file:line` (parquet: `file: row n`)."
+    path = Path(path)
+    if path.suffix == ".parquet": rows = [(f"{path}: row {n}", r) for n, r in enumerate(read_rows(path), 1)]
+    elif path.suffix in (".txt", ".tsv"): rows = [(f"{path}:{n}", r) for n, r in _qrels_lines(path)]
+    else: rows = [(f"{path}:{n}", obj) for n, obj in iter_jsonl(path)]
+    for loc, r in rows:
+        if not isinstance(r, dict): raise DataError(f"{loc}: expected a JSON object, got {type(r).__name__}")
+    return rows
+
+def row_field(row: dict, key: str, loc: str):
+    "`row[key]`, or an error naming the location and the fields the row has."
+    if key not in row: raise DataError(f"{loc}: missing field '{key}' (fields: {', '.join(row)})")
+    return row[key]
+
+def id_list(v, loc: str, key: str) -> list[str]:
+    "A field of ids as strings: None is none, a string is one id."
+    if v is None: return []
+    if isinstance(v, str): return [v]
+    try: return [str(x) for x in v]
+    except TypeError: raise DataError(f"{loc}: field '{key}': expected a list of ids, got {type(v).__name__}") from None
+
+# %% ../nbs/03_benchmarks.ipynb #21263615
+def read_documents(rows: list[tuple[str, dict]], path, text_key: str, empty: str = "error") -> tuple[list[Doc], dict[str, str], set[str]]:
+    """`(documents, {id: location}, ids of the empty documents left out)` of located rows; an id given twice, a text that is not
+    text, an empty text (unless `empty="drop"`) and an empty file are errors naming the file (and line)."""
+    if not rows: raise DataError(f"{path}: no documents (the file is empty)")
+    docs, where, dropped = [], {}, set()
+    for loc, r in rows:
+        did, text = str(row_field(r, "id", loc)), row_field(r, text_key, loc)
+        if did in where: raise DataError(f"{loc}: document id {did!r} repeated (first at {where[did]})")
+        where[did] = loc
+        if text is not None and not isinstance(text, str):
+            raise DataError(f"{loc}: document {did!r}: field '{text_key}': expected text, got {type(text).__name__}")
+        if text is None or not text.strip():
+            if empty != "drop":
+                raise DataError(f"{loc}: document {did!r}: field '{text_key}': empty text (empty_documents: drop leaves such documents out)")
+            dropped.add(did); continue
+        docs.append(Doc(did, text))
+    return docs, where, dropped
+
+def read_queries(rows: list[tuple[str, dict]], path, text_key: str) -> list[tuple[str, str, str, dict]]:
+    "`(location, id, text, row)` of each located query row; an id given twice, an empty or non-text query and an empty file are errors."
+    if not rows: raise DataError(f"{path}: no queries (the file is empty)")
+    out, where = [], {}
+    for loc, r in rows:
+        qid, text = str(row_field(r, "id", loc)), r.get(text_key)
+        if not isinstance(text, str) or not text.strip(): raise DataError(f"{loc}: query {qid!r}: field '{text_key}': empty text")
+        if qid in where: raise DataError(f"{loc}: query id {qid!r} repeated (first at {where[qid]})")
+        where[qid] = loc
+        out.append((loc, qid, text, r))
+    return out
 
 # %% ../nbs/03_benchmarks.ipynb #1e49cd31
 def check_task(docs: list[Doc], queries: list[Query], qrels: dict[str, dict[str, int]], where: str,
                strict_gold: bool = False, warn: bool = True) -> dict:
-    "Validate a loaded task; returns counts (`excluded_not_in_corpus`, ...). Raises DataError naming `where` and the query."
+    """Validate a loaded task; returns counts (`excluded_not_in_corpus`, `scorable_queries`, ...). Raises DataError naming `where`
+    and the query; a task without a scorable query (none has a gold document) is an error under `strict_gold`, else warned about."""
     ids = set()
     for i, d in enumerate(docs):
         if d.id in ids: raise DataError(f"{where}: duplicate document id {d.id!r}")
@@ -148,6 +220,11 @@ def check_task(docs: list[Doc], queries: list[Query], qrels: dict[str, dict[str,
         both = sorted(excl & set(gold))
         if both: raise DataError(f"{where}: query {q.id!r}: gold id(s) also in excluded_ids: {both[:5]}")
         stats["excluded_not_in_corpus"] += len(excl - ids)
+    stats["scorable_queries"] = stats["n_queries"] - stats["queries_without_gold"]
+    if not stats["scorable_queries"]:
+        msg = f"{where}: no scorable query: none of its {len(queries)} queries has a gold document"
+        if strict_gold: raise DataError(msg + " (strict_gold: false leaves such a task out of the average, marked)")
+        if warn: log.warning(msg + "; the task is left out of the average")
     if not warn: return stats
     if stats["excluded_not_in_corpus"]:
         log.warning(f"{where}: {stats['excluded_not_in_corpus']} excluded id(s) are not in the corpus (ignored)")
@@ -161,26 +238,22 @@ def variant_config(query_variant: str) -> str:
     if query_variant in BRIGHT_QUERY_VARIANTS.values() or query_variant.endswith("_reason"): return query_variant
     raise ConfigError(f"query_variant {query_variant!r}: expected one of {list(BRIGHT_QUERY_VARIANTS)} (or a '<model>_reason' config)")
 
-def _col(row: dict, key: str, where: str, n: int):
-    if key not in row: raise DataError(f"{where}: row {n}: missing field '{key}' (fields: {', '.join(row)})")
-    return row[key]
-
-def _id_list(v, where: str, n: int, key: str) -> list[str]:
-    if v is None: return []
-    if isinstance(v, str): return [v]
-    try: return [str(x) for x in v]
-    except TypeError: raise DataError(f"{where}: row {n}: field '{key}': expected a list of ids, got {type(v).__name__}") from None
-
 def task_instruction(task: str, setting: str = "short", instructions: dict[str, str] | None = None) -> str:
     "The instruction of a BRIGHT task (an override from `instructions` first; a generic one for unknown tasks)."
     if instructions and task in instructions: return instructions[task]
     return BRIGHT_INSTRUCTIONS[setting].get(task) or BRIGHT_INSTRUCTIONS["short"].get(task) or GENERIC_INSTRUCTION
 
 # %% ../nbs/03_benchmarks.ipynb #4891fba8
+def _drop_empty(qrels: dict[str, dict[str, int]], empty: set[str], where: str) -> None:
+    "Remove the gold ids of the empty documents left out (`empty_documents: drop`) and say how many went."
+    if not empty: return
+    n_gold = sum(qrels[q].pop(d, None) is not None for q in qrels for d in empty if d in qrels[q])
+    log.warning(f"{where}: {len(empty)} empty document(s) dropped (empty_documents: drop), with {n_gold} gold id(s) pointing at them")
+
 def load_bright_task(task: str, source: str | Path = BRIGHT_HUB_ID, setting: str = "short", query_variant: str = "original",
                      revision: str | None = BRIGHT_REVISION, instructions: dict[str, str] | None = None,
-                     strict_gold: bool = False) -> tuple[list[Doc], list[Query], dict[str, dict[str, int]]]:
-    "Load one BRIGHT task (hub id or local directory): `(docs, queries, qrels)`, checked with `check_task`."
+                     strict_gold: bool = False, empty_documents: str = "error") -> tuple[list[Doc], list[Query], dict[str, dict[str, int]]]:
+    "Load one BRIGHT task (hub id or local directory): `(docs, queries, qrels)`, rows checked (`read_documents`, `read_queries`), then `check_task`."
     if setting not in ("short", "long"): raise ConfigError(f"setting {setting!r}: expected 'short' or 'long'")
     config = variant_config(query_variant)
     local = Path(source).expanduser()
@@ -195,35 +268,17 @@ def load_bright_task(task: str, source: str | Path = BRIGHT_HUB_ID, setting: str
     read = (lambda c: _read_local(local, c, task)) if is_local else (lambda c: _read_hub(str(source), c, task, revision))
     ex_rows, ex_where = read(config)
     doc_rows, doc_where = read(corpus_config)
-    docs = []
-    for n, r in enumerate(doc_rows, 1):
-        did, text = _col(r, "id", doc_where, n), _col(r, "content", doc_where, n)
-        if text is None: raise DataError(f"{doc_where}: row {n}: document {did!r}: content is null")
-        docs.append(Doc(str(did), str(text)))
+    docs, _, empty = read_documents(doc_rows, doc_where, "content", empty_documents)
     inst = task_instruction(task, setting, instructions)
     queries, qrels = [], {}
-    for n, r in enumerate(ex_rows, 1):
-        qid = str(_col(r, "id", ex_where, n))
-        text = _col(r, "query", ex_where, n)
-        queries.append(Query(qid, text if isinstance(text, str) else "", inst, _id_list(r.get("excluded_ids"), ex_where, n, "excluded_ids")))
-        gold = _id_list(_col(r, gold_key, ex_where, n), ex_where, n, gold_key)
-        qrels[qid] = {g: 1 for g in gold}
+    for loc, qid, text, r in read_queries(ex_rows, ex_where, "query"):
+        queries.append(Query(qid, text, inst, id_list(r.get("excluded_ids"), loc, "excluded_ids")))
+        qrels[qid] = {g: 1 for g in id_list(row_field(r, gold_key, loc), loc, gold_key)}
+    _drop_empty(qrels, empty, doc_where)
     check_task(docs, queries, qrels, f"{ex_where} (task {task})", strict_gold=strict_gold)
     return docs, queries, qrels
 
 # %% ../nbs/03_benchmarks.ipynb #0fb7dd1e
-def read_qrels_text(path: Path) -> list[dict]:
-    "Whitespace-separated qrels: `qid docid score` or TREC `qid 0 docid score`; a header line is skipped."
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if not parts: continue
-        if len(parts) not in (3, 4): raise DataError(f"{path}:{n}: expected 'qid docid score' or 'qid 0 docid score', got {len(parts)} fields")
-        qid, did, score = (parts[0], parts[1], parts[2]) if len(parts) == 3 else (parts[0], parts[2], parts[3])
-        if n == 1 and not score.lstrip("-").isdigit(): continue
-        rows.append({"q_id": qid, "p_id": did, "score": score})
-    return rows
-
 R2MED_LOCAL_FILES = {   # the names a local task folder may use, first found wins: R2MED's, its original repository's, BEIR's
     "corpus": ["corpus.jsonl", "corpus.parquet"],
     "query": ["query.jsonl", "query.parquet", "queries.jsonl", "queries.parquet"],
@@ -259,41 +314,38 @@ def beir_row(row: dict, what: str) -> dict:
     return row
 
 # %% ../nbs/03_benchmarks.ipynb #e08d9fa4
-def _r2med_rows(source: str | Path, task: str, what: str, revision: str | None) -> tuple[list[dict], str]:
+def _r2med_rows(source: str | Path, task: str, what: str, revision: str | None) -> tuple[list[tuple[str, dict]], str]:
     p = Path(source).expanduser()
     if p.exists():
         folder = p / task if (p / task).is_dir() else p
         f = r2med_local_file(folder, what)
         if f is None: raise DataError(f"{folder}: no {what}.jsonl (an R2MED task folder holds corpus.jsonl, query.jsonl, "
                                       f"qrels.jsonl; a BEIR one corpus.jsonl, queries.jsonl, qrels/test.tsv)")
-        rows = read_qrels_text(f) if f.suffix in (".txt", ".tsv") else read_rows(f)
-        return [beir_row(r, what) for r in rows], str(f)
+        return [(loc, beir_row(r, what)) for loc, r in located_rows(f)], str(f)
     if str(source).startswith((".", "/", "~")) or "/" in str(source):
         raise DataError(f"{source}: no such directory, and not a hub organisation like '{R2MED_HUB_ORG}'")
     repo = f"{source}/{task}"
     f = hub_file(repo, f"{what}.jsonl", revision)    # the hub layout of R2MED: corpus.jsonl, query.jsonl, qrels.jsonl
-    return read_rows(f), f"{repo}@{revision or 'main'}: {f.name}"
+    return located_rows(f), f"{repo}@{revision or 'main'}: {f.name}"
 
 def load_r2med_task(task: str, source: str | Path = R2MED_HUB_ORG, revision: str | None = None,
-                    instructions: dict[str, str] | None = None, strict_gold: bool = False
+                    instructions: dict[str, str] | None = None, strict_gold: bool = False, empty_documents: str = "error"
                     ) -> tuple[list[Doc], list[Query], dict[str, dict[str, int]]]:
     "Load one R2MED task (hub organisation or local directory): `(docs, queries, qrels)`, checked."
     revision = revision or R2MED_REVISIONS.get(task)
     c_rows, c_where = _r2med_rows(source, task, "corpus", revision)
     q_rows, q_where = _r2med_rows(source, task, "query", revision)
     r_rows, r_where = _r2med_rows(source, task, "qrels", revision)
-    docs = [Doc(str(_col(r, "id", c_where, n)), str(_col(r, "text", c_where, n))) for n, r in enumerate(c_rows, 1)]
+    docs, _, empty = read_documents(c_rows, c_where, "text", empty_documents)
     inst = (instructions or {}).get(task) or R2MED_INSTRUCTIONS.get(task) or GENERIC_INSTRUCTION
-    queries = []
-    for n, r in enumerate(q_rows, 1):
-        text = _col(r, "text", q_where, n)
-        queries.append(Query(str(_col(r, "id", q_where, n)), text if isinstance(text, str) else "", inst, []))
+    queries = [Query(qid, text, inst, []) for _, qid, text, _ in read_queries(q_rows, q_where, "text")]
     qrels: dict[str, dict[str, int]] = {}
-    for n, r in enumerate(r_rows, 1):
-        try: score = int(_col(r, "score", r_where, n))
-        except (TypeError, ValueError): raise DataError(f"{r_where}: row {n}: field 'score': expected an integer, got {r.get('score')!r}") from None
-        qrels.setdefault(str(_col(r, "q_id", r_where, n)), {})[str(_col(r, "p_id", r_where, n))] = score
-    check_task(docs, queries, qrels, f"{q_where} (task {task})", strict_gold=strict_gold)
+    for loc, r in r_rows:
+        try: score = int(row_field(r, "score", loc))
+        except (TypeError, ValueError): raise DataError(f"{loc}: field 'score': expected an integer, got {r.get('score')!r}") from None
+        qrels.setdefault(str(row_field(r, "q_id", loc)), {})[str(row_field(r, "p_id", loc))] = score
+    _drop_empty(qrels, empty, c_where)
+    check_task(docs, queries, qrels, f"{q_where} (task {task}; qrels {r_where})", strict_gold=strict_gold)
     return docs, queries, qrels
 
 # %% ../nbs/03_benchmarks.ipynb #2d2a3cb5
@@ -318,7 +370,7 @@ def local_instructions(folder) -> dict[str, str]:
     "A local benchmark's `instructions.json` (`{task: instruction}`; a registered offline dataset's name works); {} without one."
     p = Path(resolve_dataset(folder)) / "instructions.json" if folder else None
     if p is None or not p.exists(): return {}
-    try: d = json.loads(p.read_text())
+    try: d = json.loads(read_text(p))
     except json.JSONDecodeError as e: raise DataError(f"{p}:{e.lineno}: invalid JSON ({e.msg})") from None
     if not isinstance(d, dict) or not all(isinstance(v, str) for v in d.values()):
         raise DataError(f"{p}: expected a mapping of task name to instruction text")

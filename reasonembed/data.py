@@ -13,9 +13,9 @@ from .config import ConfigError, _check_value
 from .core import UserError
 
 # %% auto #0
-__all__ = ['RECORDS', 'DataError', 'Doc', 'Query', 'Qrel', 'TrainSample', 'parse_record', 'iter_jsonl', 'read_jsonl',
-           'load_jsonl', 'to_json', 'write_jsonl', 'append_jsonl', 'repair_jsonl_tail', 'qrels_dict', 'corpus_dict',
-           'text_md5', 'dedup_by_md5', 'pydoc_corpus']
+__all__ = ['RECORDS', 'DataError', 'Doc', 'Query', 'Qrel', 'TrainSample', 'parse_record', 'text_lines', 'read_text', 'iter_jsonl',
+           'read_jsonl', 'load_jsonl', 'check_out_dir', 'to_json', 'write_jsonl', 'append_jsonl', 'repair_jsonl_tail',
+           'qrels_dict', 'corpus_dict', 'text_md5', 'dedup_by_md5', 'pydoc_corpus']
 
 # %% ../nbs/01_data.ipynb #4a93443c
 class DataError(UserError, ValueError):
@@ -99,16 +99,36 @@ def parse_record(obj: Any, cls, where: str = "<record>", extra: str = "forbid"):
                 _fail(where, f"field '{ids}': {len(kw[ids])} ids for {len(kw.get(texts, []))} texts in '{texts}'")
     return cls(**kw)
 
-# %% ../nbs/01_data.ipynb #6fe5bf61
-def iter_jsonl(path) -> Iterator[tuple[int, Any]]:
-    "Yield `(line_number, object)` for each non-blank line, with file:line on malformed JSON."
+# %% ../nbs/01_data.ipynb #9d9ce01f
+def text_lines(path) -> Iterator[tuple[int, str]]:
+    "Yield `(line_number, line)` of a UTF-8 text file; a byte that is not UTF-8 is a DataError naming file, line and byte offset."
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: yield n, json.loads(line)
-            except json.JSONDecodeError as e: _fail(f"{path}:{n}", f"invalid JSON ({e.msg} at column {e.colno})")
+    if path.is_dir(): raise DataError(f"{path}: a folder, where a file was expected")
+    offset = 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try: line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                _fail(f"{path}:{n}", f"not UTF-8 text: byte 0x{raw[e.start]:02x} at byte offset {offset + e.start} of the file "
+                                     f"(byte {e.start + 1} of the line); save the file as UTF-8")
+            if n == 1: line = line.removeprefix("\ufeff")           # a byte-order mark, as some editors write
+            offset += len(raw)
+            yield n, line
+
+def read_text(path) -> str:
+    "The whole text of a UTF-8 file, checked as `text_lines` checks it."
+    return "".join(line for _, line in text_lines(path))
+
+# %% ../nbs/01_data.ipynb #6fe5bf61
+def iter_jsonl(path, objects: bool = True) -> Iterator[tuple[int, Any]]:
+    "Yield `(line_number, object)` for each non-blank line; malformed JSON, and (`objects`) a row that is not an object, name file:line."
+    for n, line in text_lines(path):
+        if not line.strip(): continue
+        try: obj = json.loads(line)
+        except json.JSONDecodeError as e: _fail(f"{path}:{n}", f"invalid JSON ({e.msg} at column {e.colno})")
+        if objects and not isinstance(obj, dict): _fail(f"{path}:{n}", f"expected a JSON object, got {type(obj).__name__}")
+        yield n, obj
 
 def read_jsonl(path, cls=None, unique_ids: bool = True, extra: str = "forbid", id_field: str = "id") -> Iterator:
     "Stream records of `cls` (or plain dicts when `cls` is None) from a JSONL file, validating each line."
@@ -126,6 +146,16 @@ def read_jsonl(path, cls=None, unique_ids: bool = True, extra: str = "forbid", i
 def load_jsonl(path, cls=None, **kw) -> list:
     "All records of a JSONL file as a list (see `read_jsonl`)."
     return list(read_jsonl(path, cls, **kw))
+
+# %% ../nbs/01_data.ipynb #b89fb132
+def check_out_dir(path, what: str = "--out") -> Path:
+    "`path` as a folder to write into (it may exist, as a folder); a file there, or above it, is a ConfigError naming it."
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"{what} {path}: {'it' if p == path else p} is a file, not a folder: give a folder (a new one, "
+                              f"or one written before)")
+    return path
 
 # %% ../nbs/01_data.ipynb #3b58e6dd
 def to_json(rec) -> dict:

@@ -13,23 +13,23 @@ from typing import Annotated, Any, Iterable, Literal
 import numpy as np
 
 from .config import ConfigError, _yaml_key_lines, config_help, from_dict, from_yaml, load_config, load_yaml, opt, to_dict
-from .core import cache_dir, get_logger, make_run_dir, md_table
-from .data import DataError
+from .core import cache_dir, fingerprint, get_logger, make_run_dir, md_table
+from .data import DataError, check_out_dir
 from .benchmarks import BRIGHT_HUB_ID, BRIGHT_LONG_TASKS, BRIGHT_REVISION, BRIGHT_TASKS, BRIGHT_TASK_LABELS, MAX_LEN, R2MED_HUB_ORG, R2MED_REVISIONS, R2MED_TASKS, REFERENCE_BRIGHT, REFERENCE_R2MED, REFERENCE_SOURCE, Run, check_task, list_local_tasks, list_r2med_local_tasks, load_bright_task, load_r2med_task, local_instructions, overlapping_tasks, variant_config, DATASET_OVERLAPS
 from .bm25 import bm25_retrieve
 from .hub import resolve_dataset
 from .models import SAVED_CONFIG, EmbedderConfig, check_held_embedder, held_embedder, held_embedder_help
-from .retrieval import CACHE_SHARD_SIZE, CORPUS_DTYPE, dense_retrieve, encode_corpus_shard, safe_name, weights_fingerprint
+from .retrieval import CACHE_SHARD_SIZE, CORPUS_DTYPE, corpus_fingerprint, dense_retrieve, encode_corpus_shard, safe_name, weights_fingerprint
 from .statistics import compare_models, score_intervals, significance_markdown
 
 log = get_logger("evaluation")
 
 # %% auto #0
-__all__ = ['log', 'K_VALUES', 'HEADLINE', 'RENAMED_KEYS', 'OLD_EVAL_FLAGS', 'trec_measures', 'evaluate_run', 'write_trec_run',
-           'read_trec_run', 'check_renamed', 'EvalConfig', 'local_benchmark', 'load_task', 'max_lengths',
-           'corpus_cache_dir', 'load_embedder', 'results_markdown', 'plot_results', 'paper_comparison', 'trained_on',
-           'per_query_scores', 'evaluate', 'refuse_old_flags', 'eval_config_help', 'evaluate_models', 'eval_cli',
-           'parse_shard', 'encode_cli']
+__all__ = ['log', 'K_VALUES', 'HEADLINE', 'RENAMED_KEYS', 'LEFT_OUT', 'LEFT_OUT_NOTE', 'OLD_EVAL_FLAGS', 'trec_measures',
+           'evaluate_run', 'write_trec_run', 'read_trec_run', 'check_renamed', 'EvalConfig', 'local_benchmark',
+           'load_task', 'max_lengths', 'corpus_cache_dir', 'load_embedder', 'left_out', 'results_markdown',
+           'plot_results', 'paper_comparison', 'trained_on', 'per_query_scores', 'task_fingerprint', 'evaluate',
+           'refuse_old_flags', 'eval_config_help', 'evaluate_models', 'eval_cli', 'parse_shard', 'encode_cli']
 
 # %% ../nbs/03c_evaluation.ipynb #1aef3cad
 K_VALUES = (1, 5, 10, 25, 50, 100)
@@ -117,7 +117,11 @@ class EvalConfig:
     cache_shard_size: int = opt(CACHE_SHARD_SIZE, help="rows per corpus-cache file: the resume unit, and the unit `reasonembed encode --shard I/N` hands out to its N jobs")
     cache_only: bool = opt(False, help="corpus embeddings only from the cache (all `reasonembed encode --shard I/N` jobs done): nothing is encoded, a missing cache file is an error naming its job")
     output_dir: str | None = opt(None, help="where results go; None: outputs/eval-<model>-<timestamp>")
-    strict_gold: bool = opt(False, help="fail when a gold id is not in the corpus; default: warn and count it, scored as not retrieved (as BRIGHT's run.py)")
+    strict_gold: bool = opt(False, help="fail when a gold id is not in the corpus, or a task has no scorable query (none with a gold "
+                                        "document); default: warn and count the id, scored as not retrieved (as BRIGHT's run.py), and leave "
+                                        "such a task out of the average, marked in every table")
+    empty_documents: Literal["error", "drop"] = opt("error", help="a document without text: 'error' names its file and line (as "
+                                                     "`reasonembed prepare` does); 'drop' leaves it out of the corpus and of the gold ids (counted)")
     reference_rows: list[str] = opt(["BM25 (BM25Q)", "ReasonEmbed Qwen3-8B"], help="paper rows drawn beside ours in the chart")
     show_progress: bool = opt(True, help="progress bars")
 
@@ -163,10 +167,10 @@ def load_task(cfg: EvalConfig, task: str):
     "Load `task` as `cfg` says: `(docs, queries, qrels)`."
     if cfg.benchmark == "r2med":
         return load_r2med_task(task, cfg.r2med_dir or R2MED_HUB_ORG, revision=cfg.revision, instructions=cfg.instructions,
-                               strict_gold=cfg.strict_gold)
+                               strict_gold=cfg.strict_gold, empty_documents=cfg.empty_documents)
     return load_bright_task(task, cfg.bright_dir or BRIGHT_HUB_ID, setting=cfg.setting, query_variant=cfg.query_variant,
                             revision=cfg.revision or BRIGHT_REVISION, instructions={**local_instructions(cfg.bright_dir), **cfg.instructions},
-                            strict_gold=cfg.strict_gold)
+                            strict_gold=cfg.strict_gold, empty_documents=cfg.empty_documents)
 
 # %% ../nbs/03c_evaluation.ipynb #e6fbe626
 def max_lengths(cfg: EvalConfig) -> tuple[int, int]:
@@ -190,6 +194,13 @@ def load_embedder(cfg: EvalConfig):
 # %% ../nbs/03c_evaluation.ipynb #b1f55d43
 def _fmt(v) -> str: return "–" if v is None else f"{v:.1f}"
 
+LEFT_OUT = "no gold†"           # the cell of a task without a scorable query (never a number), in every table
+LEFT_OUT_NOTE = "†: no query of the task has a gold document, so there is nothing to score; the task is left out of Avg (strict_gold: true makes it an error)."
+
+def left_out(results: dict) -> list[str]:
+    "The tasks of an evaluation without a scorable query (left out of its average)."
+    return [t for t, s in results["tasks"].items() if s.get("scorable_queries", 1) == 0]
+
 def _own_tasks(benchmark: str, tasks) -> bool:
     "True when none of `tasks` is a task of `benchmark`: a local benchmark's own tasks, which the paper has no rows for."
     return not any(t in (BRIGHT_TASKS if benchmark == "bright" else R2MED_TASKS) for t in tasks)
@@ -197,14 +208,16 @@ def _own_tasks(benchmark: str, tasks) -> bool:
 def results_markdown(results: dict) -> str:
     "The results table (nDCG@10 ×100): our row, then the paper's reference rows where comparable."
     cfg, tasks = results["config"], list(results["tasks"])
-    ours = {t: 100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks}
+    gone = left_out(results)
+    ours = {t: 100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks if t not in gone}
+    cell = lambda t: LEFT_OUT if t in gone else _fmt(ours[t])
     avg = 100 * results["average"][HEADLINE] if results["average"] else None
     own = _own_tasks(cfg["benchmark"], tasks)
     star = "" if results["complete"] or own else "*"                # an average over part of the benchmark
     if cfg["benchmark"] == "bright":
         labels = [BRIGHT_TASK_LABELS.get(t, t) for t in tasks]
         head = "| model | Avg | " + " | ".join(labels) + " |\n|---|---|" + "---|" * len(tasks) + "\n"
-        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{star} | " + " | ".join(_fmt(ours[t]) for t in tasks) + " |"]
+        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{star} | " + " | ".join(cell(t) for t in tasks) + " |"]
         comparable = cfg["setting"] == "short" and cfg["query_variant"] == "original" and not own
         if comparable:
             for m, row in REFERENCE_BRIGHT.items():
@@ -215,14 +228,14 @@ def results_markdown(results: dict) -> str:
                 + (f"Reference rows: {REFERENCE_SOURCE}." if comparable else "The paper's rows (short, original queries) are not comparable and not shown."))
     else:
         head = "| model | Avg | " + " | ".join(tasks) + " |\n|---|---|" + "---|" * len(tasks) + "\n"
-        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{star} | " + " | ".join(_fmt(ours[t]) for t in tasks) + " |"]
+        lines = [f"| **ours: {results['model']}** | {_fmt(avg)}{star} | " + " | ".join(cell(t) for t in tasks) + " |"]
         if not own:
             lines += [f"| {m} | {row['Avg']:.2f} | " + " | ".join("–" for _ in tasks) + " |" for m, row in REFERENCE_R2MED.items()]
             note = f"\n\nnDCG@10 ×100, R2MED. Reference averages: {REFERENCE_SOURCE.replace('BRIGHT table', 'R2MED results')}."
         else: note = "\n\nnDCG@10 ×100, local tasks in R2MED layout: the paper has no rows for them."
     warn = "".join(f"\n\nWarning, {t}: the model was trained on {o['rows']} rows of {o['dataset']} ({o['why']}); not a clean test."
                    for t, o in (results.get("contamination") or {}).items())
-    return head + "\n".join(lines) + note + warn + "\n"
+    return head + "\n".join(lines) + note + (f"\n\n{LEFT_OUT_NOTE}" if gone else "") + warn + "\n"
 
 # %% ../nbs/03c_evaluation.ipynb #d47d2b54
 def plot_results(results: dict, path: str | Path, reference_rows: list[str] | None = None) -> Path:
@@ -230,14 +243,15 @@ def plot_results(results: dict, path: str | Path, reference_rows: list[str] | No
     import matplotlib; matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     cfg, tasks = results["config"], list(results["tasks"])
-    series = {f"ours: {results['model']}": [100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks]}
+    gone = left_out(results)
+    series = {f"ours: {results['model']}": [np.nan if t in gone else 100 * results["tasks"][t]["mean"].get(HEADLINE, 0.0) for t in tasks]}
     iv = (results.get("intervals") or {}).get("tasks", {})
     errors = {f"ours: {results['model']}": np.array([[100 * max(0.0, iv[t]["mean"] - iv[t]["low"]) for t in tasks],
-                                                    [100 * max(0.0, iv[t]["high"] - iv[t]["mean"]) for t in tasks]])} if set(tasks) <= set(iv) else {}
+                                                    [100 * max(0.0, iv[t]["high"] - iv[t]["mean"]) for t in tasks]])} if set(tasks) - set(gone) <= set(iv) and not gone else {}
     if cfg["benchmark"] == "bright" and cfg["setting"] == "short" and cfg["query_variant"] == "original" and not _own_tasks("bright", tasks):
         for m in reference_rows or []:
             if m in REFERENCE_BRIGHT: series[m] = [REFERENCE_BRIGHT[m].get(t, np.nan) for t in tasks]
-    labels = [BRIGHT_TASK_LABELS.get(t, t) for t in tasks]
+    labels = [BRIGHT_TASK_LABELS.get(t, t) + ("\n(no gold†)" if t in gone else "") for t in tasks]
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(tasks) + 2), 3.6))
     w = 0.8 / len(series)
     for i, (name, vals) in enumerate(series.items()):
@@ -262,9 +276,10 @@ def paper_comparison(results: dict[str, dict], benchmark: str) -> "pd.DataFrame"
         ref = refs.get(name)
         if ref is None: continue
         ours = {t: 100 * s["mean"].get(HEADLINE, np.nan) for t, s in r["tasks"].items()}
+        gone = left_out(r)
         ours["Avg"] = 100 * r["average"].get(HEADLINE, np.nan) if r["complete"] else np.nan
         cell = lambda o, p: "–" if p is None or np.isnan(o) else f"{o:.1f} / {p:.1f} ({o - p:+.1f})"
-        rows[label] = {BRIGHT_TASK_LABELS.get(t, t): cell(ours[t], ref.get(t)) for t in ["Avg", *r["tasks"]]}
+        rows[label] = {BRIGHT_TASK_LABELS.get(t, t): LEFT_OUT if t in gone else cell(ours[t], ref.get(t)) for t in ["Avg", *r["tasks"]]}
     return pd.DataFrame(rows).T.rename_axis("model (ours / paper (Δ))")
 
 # %% ../nbs/03c_evaluation.ipynb #dbf93b94
@@ -287,7 +302,7 @@ def trained_on(model) -> dict[str, int]:
 def per_query_scores(results: dict, measure: str = HEADLINE) -> dict[str, dict[str, float]]:
     "`{task: {query id: score}}` of an evaluation (`evaluate`'s results), read back from its `per_query/<task>.jsonl` files."
     out, scores = Path(results["output_dir"]), {}
-    for task in results["tasks"]:
+    for task in [t for t in results["tasks"] if t not in left_out(results)]:     # a task left out has no score
         p = out / "per_query" / f"{task}.jsonl"
         if not p.exists(): raise DataError(f"{p}: not found: the per-query scores of task {task} (evaluate again into {out})")
         scores[task] = {}
@@ -299,32 +314,51 @@ def per_query_scores(results: dict, measure: str = HEADLINE) -> dict[str, dict[s
     return scores
 
 # %% ../nbs/03c_evaluation.ipynb #e20f5182
+def task_fingerprint(docs, queries, qrels) -> str:
+    "A fingerprint of the rows a task was read into (documents, queries with instructions and excluded ids, qrels)."
+    return fingerprint(corpus_fingerprint(docs), [dataclasses.asdict(q) for q in queries], qrels)
+
+def _reuse(summary_file: Path, key: dict, task: str) -> dict | None:
+    "The summary in `summary_file` when it was made with `key` (settings and data); else None, with a log line when the data changed."
+    if not summary_file.exists(): return None
+    s = json.loads(summary_file.read_text())
+    old = s.get("key") or {}
+    if old == key:
+        log.info(f"{task}: done before ({HEADLINE} = {s['mean'].get(HEADLINE, float('nan')):.4f}) from the same data; skipping"); return s
+    if "data" in old and {k: v for k, v in old.items() if k != "data"} == {k: v for k, v in key.items() if k != "data"}:
+        log.warning(f"{task}: the task's data changed since {summary_file} was written; evaluating again")
+    return None
+
 def _evaluate_task(cfg: EvalConfig, task: str, out: Path, key: dict, embedder, is_bm25: bool, cache: Path, tag: str) -> dict:
-    "One task of `evaluate` into `out` (TREC run, per-query metrics, summary `tasks/<task>.json`); a summary there with the same `key` is reused."
-    summary_file = out / "tasks" / f"{task}.json"
-    if summary_file.exists():
-        s = json.loads(summary_file.read_text())
-        if s.get("key") == key:
-            log.info(f"{task}: done before ({HEADLINE} = {s['mean'][HEADLINE]:.4f}); skipping"); return s
+    """One task of `evaluate` into `out` (TREC run, per-query metrics, summary `tasks/<task>.json`); a summary there with the same
+    `key` and the same data (`task_fingerprint`) is reused. A task without a scorable query is not scored (`scorable_queries` 0)."""
     t0 = time.time()
     docs, queries, qrels = load_task(cfg, task)
+    key = {**key, "data": task_fingerprint(docs, queries, qrels)}
+    summary_file = out / "tasks" / f"{task}.json"
+    if (s := _reuse(summary_file, key, task)) is not None: return s
     stats = check_task(docs, queries, qrels, task, strict_gold=cfg.strict_gold, warn=False)
     log.info(f"{task}: {len(queries)} queries, {len(docs)} documents")
-    if is_bm25:
+    (out / "per_query").mkdir(exist_ok=True)
+    if not stats["scorable_queries"]:                   # nothing to score: no number, left out of the average
+        ev, run = {"per_query": {}, "mean": {}, "n_queries": 0}, None
+    elif is_bm25:
         run = bm25_retrieve(docs, queries, top_k=cfg.top_k, k1=cfg.bm25_k1, b=cfg.bm25_b, show_progress=cfg.show_progress)
     else:
         run = dense_retrieve(embedder, docs, queries, top_k=cfg.top_k, cache_dir=cache, batch_size=cfg.batch_size,
                              show_progress=cfg.show_progress, use_gpu=cfg.faiss_gpu, corpus_dtype=cfg.corpus_dtype,
-                             shard_size=cfg.cache_shard_size, require_complete=cfg.cache_only)
-    write_trec_run(run, out / "runs" / f"{task}.trec", tag=tag)
-    ev = evaluate_run(run, qrels)
-    (out / "per_query").mkdir(exist_ok=True)
+                             shard_size=cfg.cache_shard_size, require_complete=cfg.cache_only,
+                             label=f"{task} ({cfg.bright_dir or cfg.r2med_dir or 'hub'}, {cfg.setting})")
+    if run is not None:
+        write_trec_run(run, out / "runs" / f"{task}.trec", tag=tag)
+        ev = evaluate_run(run, qrels)
     with open(out / "per_query" / f"{task}.jsonl", "w", encoding="utf-8") as f:
         for qid, m in ev["per_query"].items(): f.write(json.dumps({"query_id": qid, **m}) + "\n")
     s = {"task": task, "key": key, "mean": ev["mean"], "n_scored_queries": ev["n_queries"], **stats,
          "seconds": round(time.time() - t0, 2)}
     summary_file.parent.mkdir(exist_ok=True); summary_file.write_text(json.dumps(s, indent=2))
-    log.info(f"{task}: {HEADLINE} = {ev['mean'].get(HEADLINE, float('nan')):.4f}")
+    if run is None: log.warning(f"{task}: no scorable query (no query has a gold document): not scored, left out of the average")
+    else: log.info(f"{task}: {HEADLINE} = {ev['mean'].get(HEADLINE, float('nan')):.4f}")
     return s
 
 # %% ../nbs/03c_evaluation.ipynb #e59b7d0c
@@ -332,7 +366,7 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
     "Evaluate `config.model` (or a given `embedder`) on the configured tasks; writes runs, metrics and reports."
     cfg = config
     tasks = _task_list(cfg)
-    out = Path(cfg.output_dir) if cfg.output_dir else make_run_dir(f"eval-{safe_name(Path(cfg.model).name, 40)}", cfg)
+    out = check_out_dir(cfg.output_dir, "output_dir") if cfg.output_dir else make_run_dir(f"eval-{safe_name(Path(cfg.model).name, 40)}", cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     is_bm25 = cfg.model.lower() == "bm25" and embedder is None
@@ -342,14 +376,16 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
     key = _run_key(cfg, embedder)
     tag = "bm25" if is_bm25 else safe_name(str(getattr(embedder, "name", cfg.model)).split("|")[0], 60)
     per_task = {task: _evaluate_task(cfg, task, out, key, embedder, is_bm25, cache, tag) for task in tasks}
-    names = sorted({m for s in per_task.values() for m in s["mean"]})
-    average = {m: float(np.mean([s["mean"].get(m, 0.0) for s in per_task.values()])) for m in names}
+    scored = {t: s for t, s in per_task.items() if s.get("scorable_queries", 1)}        # a task without a scorable query: no number
+    names = sorted({m for s in scored.values() for m in s["mean"]})
+    average = {m: float(np.mean([s["mean"].get(m, 0.0) for s in scored.values()])) for m in names}
     all_tasks = R2MED_TASKS if cfg.benchmark == "r2med" else (BRIGHT_TASKS if cfg.setting == "short" else BRIGHT_LONG_TASKS)
     label = cfg.model if cfg.model.lower() != "bm25" or is_bm25 else str(getattr(embedder, "name", "embedder")).split("|")[0]
     results = {"model": label,
                "config": to_dict(cfg), "revision": cfg.revision or (BRIGHT_REVISION if cfg.benchmark == "bright" else R2MED_REVISIONS),
                "tasks": per_task, "average": average, "headline": HEADLINE,
-               "complete": set(all_tasks) <= set(per_task), "output_dir": str(out),
+               "complete": set(all_tasks) <= set(scored), "output_dir": str(out),
+               "left_out": [t for t in per_task if t not in scored],
                "contamination": overlapping_tasks(trained_on(cfg.model), cfg.benchmark, list(per_task))}
     scores = per_query_scores(results)                  # 95% bootstrap intervals of our means (reasonembed.statistics)
     results["intervals"] = score_intervals(scores) if scores and all(scores.values()) else None
@@ -358,7 +394,8 @@ def evaluate(config: EvalConfig, embedder=None) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_markdown(results))
     plot_results(results, out / "ndcg10.png", cfg.reference_rows)
-    log.info(f"average {HEADLINE} over {len(per_task)} task(s): {average.get(HEADLINE, float('nan')):.4f} -> {out}")
+    if results["left_out"]: log.warning(f"left out of the average (no scorable query): {', '.join(results['left_out'])}")
+    log.info(f"average {HEADLINE} over {len(scored)} task(s): {average.get(HEADLINE, float('nan')):.4f} -> {out}")
     return results
 
 # %% ../nbs/03c_evaluation.ipynb #806738c6
@@ -387,7 +424,7 @@ def evaluate_models(cfg: EvalConfig, models: list[str], baseline: str | None = N
     if baseline not in models: raise ConfigError(f"--baseline {baseline}: not one of the models ({', '.join(models)})")
     folders = {m: safe_name(m, 60) for m in models}
     if len(set(folders.values())) < len(models): raise ConfigError(f"--model: {models} give the same folder names {list(folders.values())}")
-    root = Path(cfg.output_dir) if cfg.output_dir else make_run_dir("eval-compare", cfg)
+    root = check_out_dir(cfg.output_dir, "output_dir") if cfg.output_dir else make_run_dir("eval-compare", cfg)
     results = {}
     for m in models:
         one = dataclasses.replace(cfg, model=m, output_dir=str(root / folders[m]))
@@ -397,6 +434,8 @@ def evaluate_models(cfg: EvalConfig, models: list[str], baseline: str | None = N
         del embedder
     cmp = compare_models({m: per_query_scores(r) for m, r in results.items()}, baseline)
     md = significance_markdown(cmp, task_names=BRIGHT_TASK_LABELS if cfg.benchmark == "bright" else None)
+    gone = sorted({t for r in results.values() for t in left_out(r)})
+    if gone: md += f"\n\nLeft out ({LEFT_OUT}): {', '.join(gone)}. {LEFT_OUT_NOTE}"
     (root / "comparison.md").write_text(md + "\n")
     (root / "comparison.json").write_text(json.dumps({"result_dirs": {m: r["output_dir"] for m, r in results.items()}, **cmp}, indent=2))
     return {"results": results, "comparison": cmp, "markdown": md, "output_dir": str(root)}

@@ -16,12 +16,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from .config import ConfigError, config_help, from_dict, load_config, opt, to_dict
-from .core import get_logger
-from .data import DataError, Doc, Query, TrainSample, iter_jsonl, parse_record, pydoc_corpus, text_md5, to_json, write_jsonl
+from .core import fingerprint, get_logger
+from .data import DataError, Doc, Query, TrainSample, check_out_dir, iter_jsonl, text_lines, parse_record, pydoc_corpus, text_md5, to_json, write_jsonl
 from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
 from .benchmarks import (BRIGHT_HUB_ID, BRIGHT_REVISION, R2MED_REVISIONS, load_bright_task, load_r2med_task,
-                                    variant_config, beir_row, r2med_local_file, write_local_task, bright_local_file, read_qrels_text, read_rows,
-                                    list_local_tasks, local_instructions)
+                                    variant_config, beir_row, r2med_local_file, write_local_task, bright_local_file, list_local_tasks,
+                                    local_instructions, located_rows, row_field, id_list, read_documents, read_queries)
 from .hub import dataset_name, hub_file, resolve_dataset
 from .llm import SamplingParams
 from .models import EmbedderConfig
@@ -32,9 +32,9 @@ log = get_logger("prepare")
 
 # %% auto #0
 __all__ = ['log', 'LabelledSetSettings', 'SplitSettings', 'NegativeSettings', 'QPrimeSettings', 'PrepareConfig', 'check_config',
-           'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files', 'located_rows', 'load_labelled',
-           'read_id_lines', 'split_queries', 'mine_negatives', 'reasoning_queries', 'resolve_domain',
-           'split_training_queries', 'training_rows', 'prepare_stats', 'prepare', 'stats_table', 'prepare_cli']
+           'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files', 'load_labelled', 'read_id_lines',
+           'split_queries', 'mine_negatives', 'reasoning_queries', 'resolve_domain', 'split_training_queries',
+           'training_rows', 'prepare_stats', 'prepare', 'stats_table', 'prepare_cli']
 
 # %% ../nbs/05c_prepare.ipynb #07b597c2
 def _from_remixer(name: str):
@@ -68,7 +68,7 @@ class SplitSettings:
     custom_domain: CustomDomain | None = opt(None, help="a user-defined domain (name, description, kind, instruction, sizes), as ReMixer's")
     heldout_ids: str | None = opt(None, help="file of held-out query ids, one per line (None: heldout_fraction)")
     train_ids: str | None = opt(None, help="file of training query ids, one per line (None: every query not held out)")
-    heldout_fraction: float = opt(0.2, help="share of the queries held out, drawn with seed, when no id file is given (0: none)")
+    heldout_fraction: float = opt(0.2, range="[0, 1)", help="share of the queries held out, drawn with seed, when no id file is given (0: none)")
     seed: int = opt(0, help="seed of the split and of 'random' negative sampling")
 
 # %% ../nbs/05c_prepare.ipynb #190d8e25
@@ -188,47 +188,13 @@ def task_files(cfg: PrepareConfig) -> dict[str, Path | None]:
     rev = cfg.revision or R2MED_REVISIONS.get(cfg.task)
     return {k: hub_file(f"{cfg.source}/{cfg.task}", f"{w}.jsonl", rev) for k, w in what.items()}
 
-# %% ../nbs/05c_prepare.ipynb #06d45f5d
-def located_rows(path) -> list[tuple[str, dict]]:
-    "The rows of a JSONL, parquet or qrels-text file, each with its location: `file:line` (parquet: `file: row n`)."
-    path = Path(path)
-    if path.suffix == ".parquet": rows = [(f"{path}: row {n}", r) for n, r in enumerate(read_rows(path), 1)]
-    elif path.suffix in (".txt", ".tsv"):
-        lines = [n for n, l in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if l.split()]
-        found = read_qrels_text(path)                      # the loader's parser (it skips a header line)
-        rows = list(zip([f"{path}:{n}" for n in lines[len(lines) - len(found):]], found))
-    else: rows = [(f"{path}:{n}", obj) for n, obj in iter_jsonl(path)]
-    for loc, r in rows:
-        if not isinstance(r, dict): raise DataError(f"{loc}: expected a JSON object, got {type(r).__name__}")
-    return rows
-
-def _get(row: dict, key: str, loc: str):
-    if key not in row: raise DataError(f"{loc}: missing field '{key}' (fields: {', '.join(row)})")
-    return row[key]
-
-def _ids(v, loc: str, key: str) -> list[str]:
-    if v is None: return []
-    if isinstance(v, str): return [v]
-    try: return [str(x) for x in v]
-    except TypeError: raise DataError(f"{loc}: field '{key}': expected a list of ids, got {type(v).__name__}") from None
-
 # %% ../nbs/05c_prepare.ipynb #9f28d2db
 def _check_documents(cfg: PrepareConfig, path) -> tuple[dict[str, str], set[str]]:
     "`({document id: location}, empty documents to drop)`; a repeated id, or an empty text under `empty_documents: error`, names file and line."
     bright = cfg.layout == "bright"
-    text_key = "content" if bright else "text"
-    docs: dict[str, str] = {}
-    empty: set[str] = set()
-    for loc, r in located_rows(path):
-        if not bright: r = beir_row(r, "corpus")
-        did, text = str(_get(r, "id", loc)), r.get(text_key)
-        if did in docs: raise DataError(f"{loc}: document id {did!r} repeated (first at {docs[did]})")
-        docs[did] = loc
-        if not isinstance(text, str) or not text.strip():
-            if cfg.empty_documents == "error":
-                raise DataError(f"{loc}: document {did!r}: field '{text_key}': empty text (empty_documents: drop leaves such documents out)")
-            empty.add(did)
-    return docs, empty
+    rows = [(loc, r if bright else beir_row(r, "corpus")) for loc, r in located_rows(path)]
+    _, where, empty = read_documents(rows, path, "content" if bright else "text", cfg.empty_documents)   # the evaluation's reader
+    return where, empty
 
 # %% ../nbs/05c_prepare.ipynb #ce4451cd
 def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]], set[str]]:
@@ -248,20 +214,17 @@ def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, s
     if cfg.reasoning_field and q_rows and not any(cfg.reasoning_field in r for _, r in q_rows):
         raise ConfigError(f"reasoning_field '{cfg.reasoning_field}': no such field in {files['queries']} "
                           f"(fields: {', '.join(q_rows[0][1])})")
-    for loc, r in q_rows:
-        qid, text = str(_get(r, "id", loc)), r.get(q_key)
-        if not isinstance(text, str) or not text.strip(): raise DataError(f"{loc}: query {qid!r}: field '{q_key}': empty text")
-        if qid in where: raise DataError(f"{loc}: query id {qid!r} repeated (first at {where[qid]})")
+    for loc, qid, _, r in read_queries(q_rows, files["queries"], q_key):
         where[qid] = loc
         if cfg.reasoning_field:
             t = r.get(cfg.reasoning_field)
             if t is not None and not isinstance(t, str): raise DataError(f"{loc}: field '{cfg.reasoning_field}': expected text, got {type(t).__name__}")
             texts[qid] = (t or "").strip()
         if bright:
-            for g in _ids(_get(r, gold_key, loc), loc, gold_key): gold(loc, qid, g)
+            for g in id_list(row_field(r, gold_key, loc), loc, gold_key): gold(loc, qid, g)
     if not bright:
         for loc, r in located_rows(files["qrels"]):
-            qid, did = str(_get(r, "q_id", loc)), str(_get(r, "p_id", loc))
+            qid, did = str(row_field(r, "q_id", loc)), str(row_field(r, "p_id", loc))
             if qid not in where: raise DataError(f"{loc}: unknown query id {qid!r} (not in {files['queries']})")
             gold(loc, qid, did)
     return where, texts, missing, empty
@@ -274,8 +237,9 @@ def load_labelled(cfg: PrepareConfig) -> LabelledTask:
         if cfg.layout == "bright":
             rev = cfg.revision or (BRIGHT_REVISION if cfg.source == BRIGHT_HUB_ID else None)
             return load_bright_task(cfg.task, cfg.source, setting=cfg.setting, revision=rev, strict_gold=strict,
-                                    instructions=local_instructions(cfg.source) if Path(cfg.source).is_dir() else None)
-        return load_r2med_task(cfg.task, cfg.source, revision=cfg.revision, strict_gold=strict)
+                                    instructions=local_instructions(cfg.source) if Path(cfg.source).is_dir() else None,
+                                    empty_documents=cfg.empty_documents)
+        return load_r2med_task(cfg.task, cfg.source, revision=cfg.revision, strict_gold=strict, empty_documents=cfg.empty_documents)
     if any(p is None for p in files.values()):
         load(cfg.strict_gold)                               # the loader's error says which file is missing
         raise DataError(f"{cfg.source}: task {cfg.task!r}: files not found ({', '.join(k for k, p in files.items() if p is None)})")
@@ -294,8 +258,7 @@ def load_labelled(cfg: PrepareConfig) -> LabelledTask:
 def read_id_lines(path) -> list[tuple[str, str]]:
     "`(file:line, id)` for every non-blank line of an id file (one query id per line)."
     path = Path(path)
-    if not path.exists(): raise DataError(f"{path}: file not found")
-    return [(f"{path}:{n}", l.strip()) for n, l in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if l.strip()]
+    return [(f"{path}:{n}", l.strip()) for n, l in text_lines(path) if l.strip()]     # not UTF-8: file, line and byte offset
 
 def split_queries(qids: list[str], cfg: PrepareConfig) -> tuple[list[str], list[str]]:
     "`(training ids, held-out ids)` in the order of `qids`: from the id files (checked) or a seeded `heldout_fraction`."
@@ -449,15 +412,37 @@ def prepare_stats(cfg: PrepareConfig, t: LabelledTask, task: str, dom: Domain, o
             "heldout_gold_ids": {"file": str(out / "heldout_gold_ids.txt"), "count": len(held_gold)},
             "config": json.loads(json.dumps(to_dict(cfg)))}
 
+# %% ../nbs/05c_prepare.ipynb #8871baf8
+def _input_files(cfg: PrepareConfig) -> dict[str, Path]:
+    "The files a `prepare` run reads: the labelled set's (hub files fetched) and the split's id files."
+    files = {k: Path(p) for k, p in task_files(cfg).items() if p is not None}
+    inst = Path(cfg.source) / "instructions.json"
+    if cfg.layout == "bright" and inst.is_file(): files["instructions"] = inst
+    for k in ("heldout_ids", "train_ids"):
+        if getattr(cfg, k): files[k] = Path(getattr(cfg, k))
+    return files
+
+def _prepared_before(cfg: PrepareConfig, out: Path) -> tuple[dict | None, dict[str, str]]:
+    "`(the statistics of a run in out with this config and these inputs, or None; the inputs' fingerprints)`; a changed input is logged."
+    files = _input_files(cfg)
+    inputs = {k: fingerprint(p) for k, p in files.items()}
+    stats_file = out / "prepare.json"
+    if not (stats_file.exists() and (out / "train.jsonl").exists()): return None, inputs
+    prev = json.loads(stats_file.read_text())
+    if prev.get("config") != json.loads(json.dumps(to_dict(cfg))): return None, inputs
+    if prev.get("inputs") == inputs:
+        log.info(f"{out}: prepared before with this config and these input files; kept"); return prev, inputs
+    changed = [str(files.get(k, k)) for k in sorted(set(inputs) | set(prev.get("inputs") or {})) if (prev.get("inputs") or {}).get(k) != inputs.get(k)]
+    log.warning(f"{out}: prepared before from other data ({', '.join(changed)} changed since); preparing again")
+    return None, inputs
+
 # %% ../nbs/05c_prepare.ipynb #a9ad068d
 def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     "Labelled set → `train.jsonl`, `heldout/`, `heldout_gold_ids.txt` and `prepare.json` in `out_dir`; returns the statistics."
-    cfg, out = config, Path(out_dir)
+    cfg, out = config, check_out_dir(out_dir)
     check_config(cfg)
-    stats_file, snapshot = out / "prepare.json", json.loads(json.dumps(to_dict(cfg)))
-    if stats_file.exists() and (out / "train.jsonl").exists():
-        prev = json.loads(stats_file.read_text())
-        if prev.get("config") == snapshot: log.info(f"{out}: prepared before with this config; kept"); return prev
+    prev, inputs = _prepared_before(cfg, out)
+    if prev is not None: return prev
     out.mkdir(parents=True, exist_ok=True)
     t = load_labelled(cfg)
     task = Path(cfg.task).name if cfg.layout == "r2med" else cfg.task
@@ -485,8 +470,8 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     if held: write_local_task(out / "heldout", task, held, t.qrels, t.docs, dom.instruction, cfg.layout)   # the source's layout
     held_gold = sorted({d for q in held for d in gold[q.id]})
     (out / "heldout_gold_ids.txt").write_text("".join(f"{d}\n" for d in held_gold))   # never sources of a later ReMixer stage
-    stats = prepare_stats(cfg, t, task, dom, out, len(train_ids), held, rows, dropped, removed, held_gold)
-    stats_file.write_text(json.dumps(stats, indent=2))
+    stats = {**prepare_stats(cfg, t, task, dom, out, len(train_ids), held, rows, dropped, removed, held_gold), "inputs": inputs}
+    (out / "prepare.json").write_text(json.dumps(stats, indent=2))
     log.info(f"{task}: {len(rows)} training rows, {len(held)} held-out queries, q' coverage {stats['q_prime']['coverage']:.0%} -> {out}")
     return stats
 

@@ -150,7 +150,7 @@ def _cached_embeddings(folder: Path, n_docs: int, dtype: str, mmap_mode: str | N
     return emb
 
 # %% ../nbs/03a_retrieval.ipynb #5e0c7a13
-def _join_cache_files(folder: Path, files, missing: list[int], texts, encode, dtype: str, embedder, docs) -> np.ndarray:
+def _join_cache_files(folder: Path, files, missing: list[int], texts, encode, dtype: str, embedder, docs, label: str | None = None) -> np.ndarray:
     "Encode the `missing` cache files, join all into `embeddings.npy` + `meta.json`, remove the files and the job records."
     folder.mkdir(parents=True, exist_ok=True)
     parts, missing = [], set(missing)
@@ -164,7 +164,7 @@ def _join_cache_files(folder: Path, files, missing: list[int], texts, encode, dt
     emb = np.concatenate(parts) if len(parts) > 1 else parts[0]
     _save_npy(emb, folder / "embeddings.npy", unique=True)
     _save_json({"embedder": str(embedder.name), "n_docs": len(docs), "dim": int(emb.shape[1]) if emb.ndim == 2 else None,
-                "dtype": str(emb.dtype), "corpus_md5": corpus_fingerprint(docs), "created": time.strftime("%Y-%m-%d %H:%M:%S")},
+                "dtype": str(emb.dtype), "corpus_md5": corpus_fingerprint(docs), "label": label, "created": time.strftime("%Y-%m-%d %H:%M:%S")},
                folder / "meta.json")
     for s in range(len(files)): _cache_file(folder, s).unlink(missing_ok=True)
     for j in folder.glob("encode-*-of-*.json"): j.unlink(missing_ok=True)
@@ -173,12 +173,26 @@ def _join_cache_files(folder: Path, files, missing: list[int], texts, encode, dt
                  f"of {len(docs)} rows encoded here")
     return emb
 
+# %% ../nbs/03a_retrieval.ipynb #5101bfdf
+def _log_changed_corpus(folder: Path, label: str) -> None:
+    "Log it when the same embedder cached a corpus named `label` with other contents (a sibling cache folder): it changed since."
+    prefix = folder.name.rsplit("-", 1)[0]                  # <model>-<weights id>; the corpus md5 follows
+    for meta in sorted(folder.parent.glob(f"{prefix}-*/meta.json")):
+        if meta.parent == folder: continue
+        try: m = json.loads(meta.read_text())
+        except (OSError, ValueError): continue
+        if m.get("label") == label:
+            log.warning(f"corpus {label}: changed since it was cached in {meta.parent} (corpus md5 {str(m.get('corpus_md5'))[:8]} -> "
+                        f"{folder.name.rsplit('-', 1)[1][:8]}); encoding it again")
+            return
+
 # %% ../nbs/03a_retrieval.ipynb #28925012
 def encode_corpus_cached(embedder, docs: list[Doc], cache_dir: str | Path | None, batch_size: int = 32,
                          show_progress: bool = True, shard_size: int = CACHE_SHARD_SIZE, dtype: str = CORPUS_DTYPE,
-                         require_complete: bool = False) -> np.ndarray:
+                         require_complete: bool = False, label: str | None = None) -> np.ndarray:
     """Corpus embeddings (`dtype`), loaded from `cache_dir` when present, else encoded (resumably, in cache files of
-    `shard_size` rows) and saved. `require_complete`: encode nothing; a missing cache file is an error naming its job."""
+    `shard_size` rows) and saved. `require_complete`: encode nothing; a missing cache file is an error naming its job.
+    `label` names the corpus (task and source): a corpus of that name cached before with other contents is logged as changed."""
     if dtype not in ("float16", "float32"): raise ValueError(f"dtype {dtype!r}: expected 'float16' or 'float32'")
     texts = [d.text for d in docs]
     encode = lambda t: np.asarray(embedder.encode_corpus(t, batch_size=batch_size, show_progress=show_progress), dtype=dtype)
@@ -195,18 +209,20 @@ def encode_corpus_cached(embedder, docs: list[Doc], cache_dir: str | Path | None
         if require_complete and missing:
             if attempt == 0 and (folder / "embeddings.npy").exists(): continue     # joined meanwhile by another reader?
             raise incomplete_cache_error(folder, docs, missing, shard_size)
-        try: return _join_cache_files(folder, files, missing, texts, encode, dtype, embedder, docs)
+        if label and attempt == 0 and len(missing) == len(files): _log_changed_corpus(folder, label)
+        try: return _join_cache_files(folder, files, missing, texts, encode, dtype, embedder, docs, label)
         except FileNotFoundError:
             if attempt: raise
 
 # %% ../nbs/03a_retrieval.ipynb #0ddb8d9f
 def dense_retrieve(embedder, docs: list[Doc], queries: list[Query], top_k: int = 1000, cache_dir: str | Path | None = None,
                    batch_size: int = 32, show_progress: bool = True, use_gpu: bool | None = None,
-                   corpus_dtype: str = CORPUS_DTYPE, shard_size: int = CACHE_SHARD_SIZE, require_complete: bool = False) -> Run:
+                   corpus_dtype: str = CORPUS_DTYPE, shard_size: int = CACHE_SHARD_SIZE, require_complete: bool = False,
+                   label: str | None = None) -> Run:
     "Dense retrieval with `embedder`: cached corpus embeddings (`corpus_dtype`; `require_complete`: cache only), FAISS search, excluded ids dropped, top `top_k` kept."
     index = doc_index(docs)
     d_emb = encode_corpus_cached(embedder, docs, cache_dir, batch_size=batch_size, show_progress=show_progress, dtype=corpus_dtype,
-                                 shard_size=shard_size, require_complete=require_complete)
+                                 shard_size=shard_size, require_complete=require_complete, label=label)
     if not queries: return {}
     insts = [q.instruction or None for q in queries]
     inst = insts[0] if len(set(insts)) == 1 else insts

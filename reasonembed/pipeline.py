@@ -239,6 +239,7 @@ def load_run_config(path, nbs: Path | None = None, sets: list[str] | None = None
 STAGE_WRITES = {
     "20_synthesize": ("train.jsonl", "heldout", "synthesis.json", "remixer", "remixer_configs.json", "stats.md", "scores.png",
                       "triviality.json", "triviality.md", "triviality.png"),
+    "20b_msmarco": ("train.jsonl", "msmarco.json", "msmarco_config.yaml", "demo_set"),
     "20a_prepare": ("train.jsonl", "heldout", "heldout_gold_ids.txt", "emb_cache", "prepare.json", "prepare_config.yaml",
                     "stats.md", "demo_set", "llm_cache.sqlite"),
     "21_train": ("model", "seeds.json", "train_summary.json", "train_config.yaml", "train_log.jsonl", "training_curves.png",

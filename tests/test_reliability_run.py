@@ -179,3 +179,18 @@ def test_an_input_edited_between_two_runs_gives_the_new_numbers_and_one_process_
     assert json.loads((run / ".lock").read_text())["pid"] == holder.pid    # what a killed run leaves behind
     resume_run(run, progress=False)                                   # taken over; nothing to do
     assert (run / ".lock").read_text() == ""
+
+
+def test_a_task_without_a_scorable_query_is_marked_in_the_stage_tables_never_zero(env):
+    "The evaluate stage's tables mark a task with no gold document (left out of Avg), where it used to show 0.0 and average it in."
+    bench = write_bright_fixture(env / "bench")
+    for q in ("0", "1", "2"): _set_gold(bench, q, [])                   # biology: no query has a gold document left
+    rc = parse_run_config({"stages": {"evaluate": {"notebook": "22_evaluate", "params": {
+        **EVAL, "heldout_dir": str(bench), "evaluation": {**EVAL["evaluation"], "tasks": ["biology", "leetcode"]}}}}})
+    execute_stages(rc, env / "run", progress=False)
+    summary = json.loads((env / "run" / "evaluate" / "evaluation.json").read_text())
+    row = summary["tables"]["held-out"][0]
+    assert summary["left_out"] == {"held-out": ["biology"]}
+    assert row["Avg"] == pytest.approx(row["leetcode"]) and row["biology"] != 0.0   # Avg is leetcode's alone
+    md = (env / "run" / "evaluate" / "evaluation.md").read_text()
+    assert "biology (no gold†)" in md and "| 0.00 |" not in md, md

@@ -25,7 +25,8 @@ from typing import Annotated
 log = get_logger("intensity")
 
 # %% auto #0
-__all__ = ['log', 'score_intensity', 'summarize_intensity', 'plot_intensity', 'IntensityConfig', 'run_intensity', 'intensity_cli']
+__all__ = ['log', 'RI_BAND', 'RI_BINS', 'score_intensity', 'summarize_intensity', 'plot_intensity', 'IntensityConfig',
+           'run_intensity', 'intensity_cli']
 
 # %% ../nbs/07a_intensity.ipynb #3d07cea7
 def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batching: BatchConfig | None = None,
@@ -60,42 +61,59 @@ def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batc
     return [out[s.id] for s in samples]
 
 # %% ../nbs/07a_intensity.ipynb #ff74c226
+RI_BAND = (0.95, 1.05)          # RI in this band: q′ changes (almost) nothing
+RI_BINS = (0.0, 0.5, 0.8, 0.95, 1.05, 1.25, 2.0, math.inf)
+
 def summarize_intensity(scores: list[dict]) -> dict[str, dict]:
-    "Per-domain (and 'all') count, mean/median/min/max RI, share with RI > 1, mean L and L′, rows with RI fixed at 1 (q′ = q)."
+    """Per-domain (and 'all') count, mean/median/min/max RI, share with RI > 1, share outside `RI_BAND` (all rows, and the
+    rows with a real q′), mean L and L′, rows with RI fixed at 1 (q′ = q)."""
     groups = defaultdict(list)
     for r in scores: groups[r["domain"]].append(r); groups["all"].append(r)
     out = {}
     for d, rows in sorted(groups.items(), key=lambda kv: (kv[0] == "all", kv[0])):
         ri = np.array([r["RI"] for r in rows])
+        off = (ri < RI_BAND[0]) | (ri > RI_BAND[1])
+        real = np.array([not r.get("ri_fixed") for r in rows])
         out[d] = {"n": len(rows), "ri_mean": float(ri.mean()), "ri_median": float(np.median(ri)), "ri_min": float(ri.min()),
                   "ri_max": float(ri.max()), "share_ri_gt_1": float((ri > 1).mean()),
+                  "ri_band": list(RI_BAND), "share_ri_outside_band": float(off.mean()),
+                  "share_ri_outside_band_real": float(off[real].mean()) if real.any() else 0.0,
                   "L_mean": float(np.mean([r["L"] for r in rows])), "L_reason_mean": float(np.mean([r["L_reason"] for r in rows])),
                   "ri_fixed": sum(bool(r.get("ri_fixed")) for r in rows)}
     return out
 
-def plot_intensity(scores: list[dict], out: str | Path | None = None, bins: int = 30):
-    "One RI histogram (log scale) per domain; saved as PNG when `out` is given. Returns the figure."
+def _bin_label(lo: float, hi: float) -> str:
+    if lo == 0: return f"<{hi:g}"
+    return f"≥{lo:g}" if math.isinf(hi) else f"{lo:g}–{hi:g}"
+
+def plot_intensity(scores: list[dict], out: str | Path | None = None, edges=RI_BINS):
+    "One RI histogram per domain, in labelled bins (`edges`), rows with q′ = q stacked in grey; saved as PNG when `out` is given."
     import matplotlib.pyplot as plt
     groups = defaultdict(list)
-    for r in scores: groups[r["domain"]].append(r["RI"])
+    for r in scores: groups[r["domain"]].append(r)
     if not groups: raise DataError("no scores to plot")
-    doms = sorted(groups)
-    cols = min(4, len(doms)); rows = math.ceil(len(doms) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
-    all_ri = np.array([x for d in doms for x in groups[d]])
-    lo, hi = max(float(all_ri[all_ri > 0].min()) if (all_ri > 0).any() else 1e-3, 1e-4), max(float(all_ri.max()), 1.01)
-    edges = np.logspace(np.log10(lo), np.log10(hi), bins + 1)
+    doms, summ = sorted(groups), summarize_intensity(scores)
+    labels, x = [_bin_label(a, b) for a, b in zip(edges[:-1], edges[1:])], np.arange(len(edges) - 1)
+    cols = min(3, len(doms)); rows = math.ceil(len(doms) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.2 * rows), squeeze=False)
     for ax, d in zip(axes.flat, doms):
-        ri = np.clip(np.array(groups[d]), lo, hi)
-        ax.hist(ri, bins=edges, color="C0", alpha=0.8)
-        ax.axvline(1.0, ls="--", c="gray", lw=0.8)
-        ax.set_xscale("log"); ax.set_title(f"{d} (n={len(ri)}, median {np.median(groups[d]):.2f})", fontsize=9)
-        ax.set_xlabel("RI = L / L'")
+        ri = np.array([r["RI"] for r in groups[d]]); fixed = np.array([bool(r.get("ri_fixed")) for r in groups[d]])
+        k = np.clip(np.searchsorted(edges, ri, side="right") - 1, 0, len(edges) - 2)
+        meas, fix = np.bincount(k[~fixed], minlength=len(x)), np.bincount(k[fixed], minlength=len(x))
+        ax.bar(x, meas, color="C0", label="measured")
+        if fix.any(): ax.bar(x, fix, bottom=meas, color="0.7", label="q′ = q (RI fixed at 1)")
+        ax.set_xticks(x, labels, rotation=35, ha="right", fontsize=8)
+        ax.set_xlabel("RI = L / L′", fontsize=8); ax.set_ylabel("rows", fontsize=8)
+        s = summ[d]
+        ax.set_title(f"{d}: n={s['n']}, median {s['ri_median']:.2f}\n{100 * s['share_ri_outside_band']:.0f}% outside "
+                     f"[{RI_BAND[0]}, {RI_BAND[1]}]", fontsize=9)
+        if fix.any(): ax.legend(fontsize=7, frameon=False)
     for ax in list(axes.flat)[len(doms):]: ax.axis("off")
     fig.tight_layout()
     if out is not None: fig.savefig(out, dpi=110)
     plt.close(fig)
     return fig
+
 
 # %% ../nbs/07a_intensity.ipynb #021b2731
 @dataclass
@@ -162,7 +180,7 @@ def intensity_cli(
     cfg = load_config(IntensityConfig, config, set, base=given)
     if not cfg.data: raise ConfigError("reasonembed intensity: give the training data (a JSONL file) or data: [...] in the config")
     scores, summ, loss = run_intensity(cfg)
-    print(f"{'domain':<20} {'n':>6} {'RI mean':>8} {'median':>8} {'RI>1':>6} {'q′=q':>6}   (temperature {loss.temperature if loss else 'as before'})")
+    print(f"{'domain':<20} {'n':>6} {'RI mean':>8} {'median':>8} {'RI>1':>6} {'off 1':>6} {'q′=q':>6}   (temperature {loss.temperature if loss else 'as before'})")
     for d, s in summ.items():
-        print(f"{d:<20} {s['n']:>6} {s['ri_mean']:>8.3f} {s['ri_median']:>8.3f} {s['share_ri_gt_1']:>6.2f} {s.get('ri_fixed', 0):>6}")
-    print(f"q′=q: rows without a reasoning (RI fixed at 1, not measured); scores in {cfg.out}")
+        print(f"{d:<20} {s['n']:>6} {s['ri_mean']:>8.3f} {s['ri_median']:>8.3f} {s['share_ri_gt_1']:>6.2f} {s['share_ri_outside_band']:>6.2f} {s.get('ri_fixed', 0):>6}")
+    print(f"off 1: share with RI outside [{RI_BAND[0]}, {RI_BAND[1]}]; q′=q: rows without a reasoning (RI fixed at 1, not measured); scores in {cfg.out}")

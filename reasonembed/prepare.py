@@ -22,19 +22,20 @@ from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
 from .benchmarks import (BRIGHT_HUB_ID, BRIGHT_REVISION, R2MED_REVISIONS, load_bright_task, load_r2med_task,
                                     variant_config, beir_row, r2med_local_file, write_local_task, bright_local_file, list_local_tasks,
                                     local_instructions, located_rows, row_field, id_list, read_documents, read_queries)
-from .hub import dataset_name, hub_file, resolve_dataset
+from .hub import OFFLINE_DATASETS, dataset_name, hub_file, resolve_dataset
 from .llm import SamplingParams
 from .models import EmbedderConfig
-from .prompts import keyed_rng, reasoning_messages, strip_thinking
+from .prompts import compose_q_prime, keyed_rng, reasoning_messages, strip_thinking
 from .synthesis import CustomDomain, LLMSpec, RemixerConfig
 
 log = get_logger("prepare")
 
 # %% auto #0
-__all__ = ['log', 'LabelledSetSettings', 'SplitSettings', 'NegativeSettings', 'QPrimeSettings', 'PrepareConfig', 'check_config',
-           'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files', 'load_labelled', 'read_id_lines',
-           'split_queries', 'mine_negatives', 'reasoning_queries', 'resolve_domain', 'split_training_queries',
-           'training_rows', 'prepare_stats', 'prepare', 'stats_table', 'prepare_cli']
+__all__ = ['log', 'HINT_LABEL', 'LabelledSetSettings', 'SplitSettings', 'NegativeSettings', 'QPrimeSettings', 'PrepareConfig',
+           'check_config', 'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files', 'load_labelled',
+           'read_id_lines', 'split_queries', 'mine_negatives', 'reasoning_file_path', 'read_reasoning_file',
+           'reasoning_queries', 'resolve_domain', 'split_training_queries', 'q_prime_texts', 'training_rows',
+           'q_prime_stats', 'prepare_stats', 'prepare', 'stats_table', 'prepare_cli']
 
 # %% ../nbs/05c_prepare.ipynb #07b597c2
 def _from_remixer(name: str):
@@ -87,13 +88,20 @@ class NegativeSettings:
 
 @dataclass
 class QPrimeSettings:
-    "Where q′ comes from: a field of the query rows, else a reasoner with ReMixer's stage-4 settings."
+    "Where q′ comes from: a field of the query rows, a side file, a reasoner (ReMixer's stage 4), the oracle hint; in `q_prime_order`."
     reasoning_field: str | None = opt(None, help="a field of the query rows (BRIGHT examples: 'reasoning'): q′ = query + its text")
-    reasoner: LLMSpec | None = opt(None, help="an LLM writing q′ with ReMixer's reasoning prompt for the rows the field leaves without one")
+    reasoning_file: str | None = opt(None, help="a JSONL side file of reasoning texts keyed by query id ('id' and reasoning_file_field): "
+                                              "a path, or DATASET:NAME for NAME.jsonl shipped with an offline dataset ('theoremqa-mini:solutions')")
+    reasoning_file_field: str = opt("text", help="the text field of reasoning_file's rows (theoremqa-mini:solutions: 'solution')")
+    reasoner: LLMSpec | None = opt(None, help="an LLM writing q′ with ReMixer's reasoning prompt for the rows the sources before 'llm' leave without one")
     reasoning_sampling: SamplingParams = opt(help="the reasoner's sampling (ReMixer's stage-4 defaults)",
                                              default_factory=_from_remixer("reasoning_sampling"))
     reasoning_words: int = opt(help="word budget of the reasoning (ReMixer's default)", default_factory=_from_remixer("reasoning_words"))
     llm_cache: str | None = opt(None, help="the reasoner's response cache (default: <out>/llm_cache.sqlite)")
+    q_prime_order: list[Literal["field", "file", "llm", "hint"]] = opt(["field", "file", "llm"], help="q′ sources in order of preference: "
+        "a row takes the first that gives it a text ('field', 'file', 'llm' are used when configured); 'hint' is an ORACLE ABLATION, "
+        "never a default: q′ = query + its positive document's title (first line), labelled as such in prepare.json and the tables")
+
 
 # %% ../nbs/05c_prepare.ipynb #cfbf6e73
 @dataclass
@@ -121,6 +129,12 @@ def check_config(cfg: PrepareConfig) -> None:
     for name in ("embed_batch_size", "chunk_size", "reasoning_words"):
         if getattr(cfg, name) < 1: raise ConfigError(f"{name} = {getattr(cfg, name)}: must be >= 1")
     if cfg.layout == "r2med" and cfg.setting != "short": raise ConfigError("setting 'long' is for the bright layout")
+    order = list(cfg.q_prime_order)
+    if len(set(order)) != len(order): raise ConfigError(f"q_prime_order = {order}: a source listed twice")
+    for key, src in (("reasoning_field", "field"), ("reasoning_file", "file"), ("reasoner", "llm")):
+        if getattr(cfg, key) and src not in order:
+            raise ConfigError(f"{key} is set but q_prime_order = {order} leaves out '{src}': add it, or unset {key}")
+    if "hint" in order: log.warning("q_prime_order has 'hint': q′ = query + its positive's title, an ORACLE ablation, not a real q′")
 
 # %% ../nbs/05c_prepare.ipynb #78d3e0b9
 def demo_labelled_set(root, n_queries: int = 48, words: int = 80, task: str = "pydoc") -> Path:
@@ -320,24 +334,63 @@ def mine_negatives(embedder, docs: list[Doc], queries: list[Query], gold: dict[s
     bar.close()
     return out, removed
 
+# %% ../nbs/05c_prepare.ipynb #7aeb7806
+def reasoning_file_path(spec: str) -> Path:
+    "`reasoning_file`'s path: DATASET:NAME is `NAME.jsonl` in an offline dataset's folder ('theoremqa-mini:solutions'); else a path."
+    name, sep, rest = str(spec).partition(":")
+    if sep and name in OFFLINE_DATASETS:
+        folder = Path(resolve_dataset(name))
+        if not (folder / f"{rest}.jsonl").is_file():
+            raise ConfigError(f"reasoning_file {spec!r}: {name} ships no {rest}.jsonl (it has: {', '.join(sorted(f.stem for f in folder.glob('*.jsonl'))) or 'none'})")
+        return folder / f"{rest}.jsonl"
+    if not Path(spec).expanduser().is_file(): raise ConfigError(f"reasoning_file {spec!r}: no such file")
+    return Path(spec).expanduser()
+
+
+# %% ../nbs/05c_prepare.ipynb #73de2e43
+def read_reasoning_file(path, field: str) -> dict[str, str]:
+    "`{query id: text}` of a JSONL side file; a row without an id or without a non-empty text `field`, a repeated id: errors naming file, line and field."
+    out, first = {}, {}
+    for n, r in iter_jsonl(path):
+        loc, qid, t = f"{path}:{n}", r.get("id"), r.get(field)
+        if not isinstance(qid, (str, int)) or not str(qid).strip(): raise DataError(f"{loc}: field 'id': expected a query id, got {qid!r}")
+        if field not in r: raise DataError(f"{loc}: field '{field}': missing (fields: {', '.join(r)}; reasoning_file_field names it)")
+        if not isinstance(t, str): raise DataError(f"{loc}: field '{field}': expected text, got {type(t).__name__}")
+        if not t.strip(): raise DataError(f"{loc}: field '{field}': empty text")
+        if str(qid) in first: raise DataError(f"{loc}: field 'id': {qid!r} repeated (first at {path}:{first[str(qid)]})")
+        out[str(qid)], first[str(qid)] = t.strip(), n
+    return out
+
+
 # %% ../nbs/05c_prepare.ipynb #e93cf926
-def reasoning_queries(queries: list[Query], field_texts: dict[str, str], domain: Domain, llm=None,
-                      params: SamplingParams | None = None, max_words: int = 256, chunk_size: int = 64) -> dict[str, tuple[str, str]]:
-    "`{query id: (q′, source)}`, source 'field' (query + the field's text), 'llm' (query + the reasoner's text) or 'none' (q′ = q)."
-    out = {q.id: (q.text + "\n\n" + field_texts[q.id], "field") for q in queries if field_texts.get(q.id, "").strip()}
-    need = [q for q in queries if q.id not in out]
-    if need and llm is not None:
-        llm = llm() if callable(llm) and not hasattr(llm, "chat") else llm
-        bar = tqdm(total=len(need), desc="q' by the reasoner", unit="q")
+def reasoning_queries(queries: list[Query], texts: dict[str, dict[str, str]], domain: Domain, llm=None,
+                      params: SamplingParams | None = None, max_words: int = 256, chunk_size: int = 64,
+                      order=("field", "file", "llm")) -> tuple[dict[str, tuple[str, str]], Counter]:
+    """`({query id: (q′, source)}, counts)`: a query takes the first source of `order` that gives it a text (`texts['field'|'file'|'hint']`;
+    'llm' asks `llm`, only for the queries the sources before it leave without one), else `(query, 'none')`. counts: `llm_too_long`, `llm_empty`."""
+    order, counts = list(order), Counter()
+    got = {s: {k: v.strip() for k, v in texts.get(s, {}).items() if (v or "").strip()} for s in order if s != "llm"}
+    if "llm" in order and llm is not None:
+        got["llm"], before = {}, order[:order.index("llm")]
+        need = [q for q in queries if not any(q.id in got[s] for s in before)]
+        if need: llm = llm() if callable(llm) and not hasattr(llm, "chat") else llm
+        bar = tqdm(total=len(need), desc="q' by the reasoner", unit="q", disable=not need)
         for chunk in _chunks(need, chunk_size):
             answers = llm.chat([reasoning_messages(domain, q.text, max_words) for q in chunk], params, desc="q' reasoning",
-                               cache_tag="reason")
+                               cache_tag="reason", skip_too_long=True)
             for q, outs in zip(chunk, answers):
+                if outs and outs[0] is None: counts["llm_too_long"] += 1; continue          # longer than the reasoner's context
                 r = strip_thinking(outs[0] if outs else "").strip()
-                if r: out[q.id] = (q.text + "\n\n" + r, "llm")
+                if r: got["llm"][q.id] = r
+                else: counts["llm_empty"] += 1
             bar.update(len(chunk))
         bar.close()
-    return {q.id: out.get(q.id, (q.text, "none")) for q in queries}
+    out = {}
+    for q in queries:
+        s = next((s for s in order if q.id in got.get(s, {})), None)
+        out[q.id] = (compose_q_prime(q.text, got[s][q.id]), s) if s else (q.text, "none")
+    return out, counts
+
 
 # %% ../nbs/05c_prepare.ipynb #0b205aa3
 def resolve_domain(cfg: PrepareConfig, instruction: str, task: str) -> Domain:
@@ -373,6 +426,25 @@ def split_training_queries(cfg: PrepareConfig, t: LabelledTask) -> tuple[list[st
     if not train_q: raise DataError(f"{cfg.source}: task {cfg.task!r}: no training query left ({dict(dropped)})")
     return train_ids, train_q, held, gold, dropped
 
+# %% ../nbs/05c_prepare.ipynb #6129aad8
+def q_prime_texts(cfg: PrepareConfig, t: LabelledTask, train_q: list[Query], gold: dict) -> tuple[dict[str, dict[str, str]], Counter]:
+    "The texts of the q′ sources `q_prime_order` lists (`{'field'|'file'|'hint': {query id: text}}`) and the side file's counts."
+    texts, counts, order = {}, Counter(), cfg.q_prime_order
+    if cfg.reasoning_field and "field" in order: texts["field"] = t.field_texts
+    if cfg.reasoning_file and "file" in order:
+        f = read_reasoning_file(reasoning_file_path(cfg.reasoning_file), cfg.reasoning_file_field)
+        known, train = {q.id for q in t.queries}, {q.id for q in train_q}
+        counts.update(file_ids=len(f), file_ids_not_in_set=sum(k not in known for k in f),
+                      file_ids_not_training=sum(k in known and k not in train for k in f))     # held out, or dropped rows
+        if counts["file_ids_not_in_set"]: log.warning(f"{cfg.reasoning_file}: {counts['file_ids_not_in_set']} id(s) not in the set (ignored)")
+        texts["file"] = {k: v for k, v in f.items() if k in train}
+    if "hint" in order:                                               # the ORACLE ablation: the best positive's first line
+        docs = {d.id: d.text for d in t.docs}
+        best = {q.id: min(gold[q.id], key=lambda d: (-t.qrels[q.id][d], d)) for q in train_q if gold.get(q.id)}
+        texts["hint"] = {k: next((l.strip() for l in docs[d].splitlines() if l.strip()), "") for k, d in best.items()}
+    return texts, counts
+
+
 # %% ../nbs/05c_prepare.ipynb #717cf3ac
 def training_rows(t: LabelledTask, task: str, dom: Domain, train_q: list[Query], gold: dict, negs: dict, qp: dict,
                   dataset: str | None, where: str) -> list[TrainSample]:
@@ -393,8 +465,21 @@ def training_rows(t: LabelledTask, task: str, dom: Domain, train_q: list[Query],
     return rows
 
 # %% ../nbs/05c_prepare.ipynb #0beca03c
+HINT_LABEL = "ORACLE ablation: q' = query + its positive's title (first line), not a real q'"
+
+def q_prime_stats(cfg: PrepareConfig, src: Counter, n_rows: int, q_counts: Counter) -> dict:
+    "`prepare.json`'s q′ block: rows per source, the real coverage (the hint never counts), the sources' own counts; the hint labelled."
+    out = {"order": list(cfg.q_prime_order), **{s: src[s] for s in ("field", "file", "llm", "hint", "none")},
+           "coverage": round((src["field"] + src["file"] + src["llm"]) / max(1, n_rows), 4)}
+    if cfg.reasoning_file and "file" in cfg.q_prime_order:
+        out["reasoning_file"] = {"path": str(reasoning_file_path(cfg.reasoning_file)), "field": cfg.reasoning_file_field,
+                                 **{k: q_counts[f"file_{k}"] for k in ("ids", "ids_not_in_set", "ids_not_training")}}
+    if "llm" in cfg.q_prime_order: out.update(llm_too_long=q_counts["llm_too_long"], llm_empty=q_counts["llm_empty"])
+    if "hint" in cfg.q_prime_order: out["hint_ablation"] = HINT_LABEL
+    return out
+
 def prepare_stats(cfg: PrepareConfig, t: LabelledTask, task: str, dom: Domain, out: Path, n_train: int, held: list[Query],
-                  rows: list[TrainSample], dropped: Counter, removed: Counter, held_gold: list[str]) -> dict:
+                  rows: list[TrainSample], dropped: Counter, removed: Counter, held_gold: list[str], q_counts: Counter | None = None) -> dict:
     "What `prepare.json` records: the set, the split, rows, negatives and q′ per row, drops by reason, the files written."
     src = Counter(r.meta["q_prime"] for r in rows)
     return {"task": task, "layout": cfg.layout, "source": cfg.source, "files": t.files, "domain": dom.name, "instruction": dom.instruction,
@@ -404,8 +489,7 @@ def prepare_stats(cfg: PrepareConfig, t: LabelledTask, task: str, dom: Domain, o
             "positives_per_row": _dist([len(r.pos) for r in rows]),
             "negatives_per_row": {**_dist([len(r.neg) for r in rows]), "wanted": cfg.n_negatives,
                                   "rows_short": sum(len(r.neg) < cfg.n_negatives for r in rows)},
-            "q_prime": {"field": src["field"], "llm": src["llm"], "none": src["none"],
-                        "coverage": round((src["field"] + src["llm"]) / len(rows), 4)},
+            "q_prime": q_prime_stats(cfg, src, len(rows), q_counts or Counter()),
             "mining": {"miner": cfg.miner.model if cfg.n_negatives else None, "rank_window": list(cfg.rank_window),
                        "sampling": cfg.sampling, "removed": dict(sorted(removed.items()))},
             "train_file": str(out / "train.jsonl"), "heldout_dir": str(out / "heldout") if held else None,
@@ -420,6 +504,7 @@ def _input_files(cfg: PrepareConfig) -> dict[str, Path]:
     if cfg.layout == "bright" and inst.is_file(): files["instructions"] = inst
     for k in ("heldout_ids", "train_ids"):
         if getattr(cfg, k): files[k] = Path(getattr(cfg, k))
+    if cfg.reasoning_file and "file" in cfg.q_prime_order: files["reasoning_file"] = reasoning_file_path(cfg.reasoning_file)
     return files
 
 def _prepared_before(cfg: PrepareConfig, out: Path) -> tuple[dict | None, dict[str, str]]:
@@ -462,17 +547,19 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     def make_llm_():
         from reasonembed.llm import make_llm
         return make_llm(cfg.reasoner.backend, cfg.reasoner.model, cache_path=cfg.llm_cache or str(out / "llm_cache.sqlite"), **cfg.reasoner.options)
-    qp = reasoning_queries(train_q, t.field_texts, dom, llm if llm is not None else (make_llm_ if cfg.reasoner else None),
-                           cfg.reasoning_sampling, cfg.reasoning_words, cfg.chunk_size)
+    texts, q_counts = q_prime_texts(cfg, t, train_q, gold)
+    qp, llm_counts = reasoning_queries(train_q, texts, dom, llm if llm is not None else (make_llm_ if cfg.reasoner else None),
+                                       cfg.reasoning_sampling, cfg.reasoning_words, cfg.chunk_size, cfg.q_prime_order)
     rows = training_rows(t, task, dom, train_q, gold, negs, qp, dataset_name(cfg.source), str(out / "train.jsonl"))
     write_jsonl(out / "train.jsonl", rows)
     shutil.rmtree(out / "heldout", ignore_errors=True)                   # a previous config's held-out task goes
     if held: write_local_task(out / "heldout", task, held, t.qrels, t.docs, dom.instruction, cfg.layout)   # the source's layout
     held_gold = sorted({d for q in held for d in gold[q.id]})
     (out / "heldout_gold_ids.txt").write_text("".join(f"{d}\n" for d in held_gold))   # never sources of a later ReMixer stage
-    stats = {**prepare_stats(cfg, t, task, dom, out, len(train_ids), held, rows, dropped, removed, held_gold), "inputs": inputs}
+    stats = {**prepare_stats(cfg, t, task, dom, out, len(train_ids), held, rows, dropped, removed, held_gold, q_counts + llm_counts), "inputs": inputs}
     (out / "prepare.json").write_text(json.dumps(stats, indent=2))
-    log.info(f"{task}: {len(rows)} training rows, {len(held)} held-out queries, q' coverage {stats['q_prime']['coverage']:.0%} -> {out}")
+    log.info(f"{task}: {len(rows)} training rows, {len(held)} held-out queries, q' coverage {stats['q_prime']['coverage']:.0%} -> {out}"
+             + (f"; {stats['q_prime']['hint']} rows with the hint ({HINT_LABEL})" if "hint" in cfg.q_prime_order else ""))
     return stats
 
 # %% ../nbs/05c_prepare.ipynb #01dcbbcb
@@ -485,9 +572,17 @@ def stats_table(stats: dict):
             "dropped rows": ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()) or "none",
             "positives per row": f"{stats['positives_per_row']['mean']} (min {stats['positives_per_row']['min']}, max {stats['positives_per_row']['max']})",
             "negatives per row": f"{n['mean']} (min {n['min']}, max {n['max']}; {n['rows_short']} rows short of {n['wanted']})",
-            "q' coverage": f"{100 * qp['coverage']:.0f}% (field {qp['field']}, LLM {qp['llm']}, none {qp['none']}: q' = q)",
+            "q' coverage": f"{100 * qp['coverage']:.0f}% (field {qp['field']}, file {qp.get('file', 0)}, LLM {qp['llm']}, "
+                           + (f"HINT {qp['hint']} (oracle ablation), " if "hint_ablation" in qp else "") + f"none {qp['none']}: q' = q)",
             "mining": f"{m['miner']}, ranks {m['rank_window']}, {m['sampling']}; removed " + (", ".join(f"{k} {v}" for k, v in m["removed"].items()) or "none"),
             "gold ids not in the corpus (dropped)": stats["gold_not_in_corpus"]}
+    if "reasoning_file" in qp:
+        f = qp["reasoning_file"]
+        rows["q' reasoning file"] = (f"{f['path']} ({f['field']}): {f['ids']} ids, {f['ids_not_in_set']} not in the set, "
+                                     f"{f['ids_not_training']} not training rows (held out or dropped)")
+    if qp.get("llm_too_long") or qp.get("llm_empty"):
+        rows["q' reasoner skipped"] = f"{qp['llm_too_long']} prompts too long, {qp['llm_empty']} empty answers"
+    if "hint_ablation" in qp: rows["ABLATION: hint"] = f"{qp['hint']} rows: {qp['hint_ablation']}"
     if stats.get("empty_documents_dropped"):
         rows["empty documents (dropped)"] = f"{stats['empty_documents_dropped']} (gold ids to them: {stats['gold_of_empty_documents_dropped']})"
     return pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=pd.Index(list(rows), name="item"))

@@ -25,7 +25,7 @@ from .benchmarks import BRIGHT_HUB_ID, list_local_tasks
 from .hub import dataset_name, resolve_dataset
 from .llm import SamplingParams
 from .models import EmbedderConfig
-from .prompts import (annotation_messages, clean_messages, clean_query, generation_messages, keyed_rng,
+from .prompts import (annotation_messages, clean_messages, clean_query, compose_q_prime, generation_messages, keyed_rng,
                                  parse_score, parse_yes_no, reasoning_messages, sample_conditions, standalone_problem,
                                  strip_thinking, word_ngrams)
 
@@ -411,7 +411,7 @@ def _sample_row(a: Annotated, pos: list, neg: list, reasoning: str, domain: Doma
     "The training row of `a`: its positives' and negatives' texts and scores, q′ when there is `reasoning`, the domain's instruction and layout."
     return TrainSample(id=a.id, domain=domain.name, instruction=domain.instruction, query=a.query,
                        pos=[texts[d] for d, _ in pos], neg=[texts[d] for d, _ in neg],
-                       reasoning_query=a.query + "\n\n" + reasoning if reasoning else None,
+                       reasoning_query=compose_q_prime(a.query, reasoning) if reasoning else None,
                        pos_ids=[d for d, _ in pos], neg_ids=[d for d, _ in neg], source_id=a.source_id,
                        group_size=domain.group_size, batch_size=domain.batch_size,
                        meta={**a.meta, "pos_scores": [l for _, l in pos], "neg_scores": [l for _, l in neg],

@@ -99,6 +99,30 @@ def test_prepare_cli_writes_rows_heldout_and_stats(demo_set, tmp_path):
     assert _cli(*args)[0] == 0 and (tmp_path / "out" / "train.jsonl").stat().st_mtime_ns == before
 
 
+def test_q_prime_sources_counted_in_order_and_the_hint_labelled(demo_set, tmp_path):
+    "Field, side file and hint, in the order asked: each counted in prepare.json and the table; the hint only when listed, labelled."
+    ids = [json.loads(l)["id"] for l in (demo_set / "examples" / "pydoc.jsonl").read_text().splitlines()]
+    side = tmp_path / "why.jsonl"
+    write_jsonl(side, [{"id": i, "why": f"because {i}"} for i in ids[:5]] + [{"id": "not-a-query", "why": "x"}])
+    base = ["--source", demo_set, "--task", "pydoc", "--set", "n_negatives=0", "heldout_fraction=0", f"reasoning_file={side}",
+            "reasoning_file_field=why"]
+    rc, out, err = _cli(*base, "--out", tmp_path / "a")                       # the default order: field, file, llm; no field set
+    assert rc == 0, err
+    qp = json.loads((tmp_path / "a" / "prepare.json").read_text())["q_prime"]
+    assert (qp["file"], qp["none"], qp["hint"], qp["reasoning_file"]["ids_not_in_set"]) == (5, 11, 0, 1)
+    assert "hint_ablation" not in qp and "HINT" not in out and "1 not in the set" in out
+    rc, out, err = _cli(*base, "reasoning_field=reasoning", "q_prime_order=[file, field, hint]", "--out", tmp_path / "b")
+    assert rc == 0, err
+    qp = json.loads((tmp_path / "b" / "prepare.json").read_text())["q_prime"]
+    assert (qp["file"], qp["field"], qp["hint"], qp["none"]) == (5, 11, 0, 0)  # the file first, the field for the rest
+    rc, out, err = _cli(*base, "q_prime_order=[file, hint]", "--out", tmp_path / "c")
+    qp = json.loads((tmp_path / "c" / "prepare.json").read_text())["q_prime"]
+    assert rc == 0 and (qp["file"], qp["hint"], qp["coverage"]) == (5, 11, round(5 / 16, 4)), (err, qp)
+    assert "ORACLE" in qp["hint_ablation"] and "ABLATION: hint" in out and "HINT 11 (oracle ablation)" in out
+    _edit(side, 3, '{"id": "%s"}' % ids[2])                                   # a row without its text: file, line and field
+    rc, _, err = _cli(*base, "--out", tmp_path / "d")
+    assert rc == 2 and f"{side}:3: field 'why': missing" in err, err
+
 def test_a_profile_key_of_prepare_is_checked(tmp_path):
     cfg = yaml.safe_load((ROOT / "configs" / "labelled.yaml").read_text())
     cfg["stages"]["prepare"]["params"]["prepare"]["n_negative"] = 3

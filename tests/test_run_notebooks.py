@@ -182,7 +182,8 @@ def test_reduced_theoremqa_demo_through_papermill(tmp_path, monkeypatch):
     assert stages == ["prepare", "synthesize", "train_synthetic", "train_basic", "train_ri", "evaluate", "report"]
     for stage in stages: assert (run / stage / "DONE").exists() and (run / stage / f"{stage}.ipynb").exists(), stage
     prep = json.loads((run / "prepare" / "prepare.json").read_text())
-    assert (prep["rows"], prep["heldout_queries"], prep["q_prime"]["none"]) == (24, 12, 24) and prep["documents"] == 354
+    assert (prep["rows"], prep["heldout_queries"], prep["q_prime"]["none"], prep["q_prime"]["file"]) == (24, 12, 14, 10)
+    assert prep["documents"] == 354                                   # 10 of the 24 training questions have a text solution (q′)
     held_gold = set((run / "prepare" / "heldout_gold_ids.txt").read_text().split())
     rows = [json.loads(l) for l in (run / "synthesize" / "train.jsonl").read_text().splitlines()]
     assert rows and all(r["meta"]["dataset"] == "theoremqa-mini" for r in rows)

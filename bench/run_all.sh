@@ -9,6 +9,7 @@ run() { echo "=== $*"; nice -n 5 "$PY" "$@" || echo "!!! $1 failed (exit $?)"; }
 run bench/train_throughput.py
 run bench/encode_throughput.py
 run bench/gradcache_memory.py
+run bench/token_budget.py
 if PYTHONPATH=. "${REASONEMBED_VLLM_PYTHON:-.venv/bin/python}" -c "import vllm, reasonembed" 2>/dev/null; then
   run bench/synthesis_throughput.py
 else

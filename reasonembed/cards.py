@@ -77,7 +77,7 @@ def model_licence(folder) -> str | None:
 
 # %% ../nbs/02b_cards.ipynb #6e7a76dc
 HYPERPARAMETERS = ("lr", "epochs", "max_steps", "warmup", "warmup_ratio", "warmup_steps", "weight_decay", "max_grad_norm",
-                   "grad_cache_chunk", "seed")
+                   "grad_cache_chunk", "grad_cache_tokens", "seed")
 RELEASED_DATA_NAME = "reason-embed-data"      # the authors' released training set (`batching.RELEASED_DATA` holds its hub id)
 
 def data_source(sample, released: bool = False) -> str:

@@ -19,13 +19,15 @@ from fastcore.basics import patch
 
 from .config import opt
 from .core import get_logger
+from .models import token_budget_batches
 
 log = get_logger("loss")
 
 # %% auto #0
 __all__ = ['log', 'TEMPERATURE_BY_BACKBONE', 'default_pos_idx', 'info_nce_per_sample', 'dist_info', 'global_pos_idx',
            'gather_with_grad', 'gather_detached', 'RIStats', 'reasoning_intensity', 'ri_weights', 'ri_info_nce',
-           'LossConfig', 'resolve_temperature', 'contrastive_loss', 'batch_len', 'slice_inputs', 'GradCache']
+           'LossConfig', 'resolve_temperature', 'contrastive_loss', 'batch_len', 'slice_inputs', 'row_lengths',
+           'take_rows', 'GradCache']
 
 # %% ../nbs/06_loss.ipynb #b60036cc
 def default_pos_idx(n: int, m: int, group_size: int | None = None, device=None) -> Tensor:
@@ -298,19 +300,52 @@ def slice_inputs(inputs: Mapping, start: int, end: int) -> dict:
         else: out[k] = v
     return out
 
+# %% ../nbs/06_loss.ipynb #2ad2271b
+def row_lengths(inputs: Mapping) -> list[int]:
+    "Real tokens of each row (the attention mask's sum; without a mask the padded width, or 1 for inputs that are not tokens)."
+    m, ids = inputs.get("attention_mask"), inputs.get("input_ids")
+    if isinstance(m, Tensor) and m.ndim == 2: return m.sum(1).tolist()
+    return [ids.shape[1] if isinstance(ids, Tensor) and ids.ndim == 2 else 1] * batch_len(inputs)
+
+def take_rows(inputs: Mapping, rows: list[int]) -> dict:
+    "Rows `rows` of every per-row tensor or list, with the columns that are padding in all of them cut (either side)."
+    n, idx = batch_len(inputs), torch.as_tensor(rows, dtype=torch.long)
+    m = inputs.get("attention_mask")
+    width, cols = None, None
+    if isinstance(m, Tensor) and m.ndim == 2:
+        used = m[idx.to(m.device)].bool().any(0).nonzero().flatten()
+        width = m.shape[1]
+        cols = slice(int(used[0]), int(used[-1]) + 1) if len(used) else slice(0, width)
+    out = {}
+    for k, v in inputs.items():
+        if isinstance(v, Tensor) and v.ndim > 0 and v.shape[0] == n:
+            v = v[idx.to(v.device)]
+            out[k] = v[:, cols] if cols is not None and v.ndim >= 2 and v.shape[1] == width else v
+        elif isinstance(v, (list, tuple)) and len(v) == n: out[k] = [v[r] for r in rows]
+        else: out[k] = v
+    return out
+
 # %% ../nbs/06_loss.ipynb #38b482c0
 class GradCache:
     "Chunked two-pass contrastive step: loss over the whole batch, activations of one chunk at a time, dropout replayed."
-    def __init__(self, embed_fn: Callable[[dict], Tensor], chunk_size: int, no_sync: Callable[[], Any] | None = None,
-                 replay_rng: bool = True, backward: Callable[[Tensor, Tensor, bool], None] | None = None):
-        "`backward(emb, grad, is_last)` applies a chunk's cached gradient (default `torch.autograd.backward`; DeepSpeed's differs)."
-        if chunk_size < 1: raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    def __init__(self, embed_fn: Callable[[dict], Tensor], chunk_size: int | None, no_sync: Callable[[], Any] | None = None,
+                 replay_rng: bool = True, backward: Callable[[Tensor, Tensor, bool], None] | None = None, max_tokens: int | None = None):
+        """`backward(emb, grad, is_last)` applies a chunk's cached gradient (default `torch.autograd.backward`; DeepSpeed's differs).
+        `max_tokens`: chunks cut by padded tokens (rows × longest row) instead of `chunk_size` rows."""
+        if max_tokens is None and not (isinstance(chunk_size, int) and chunk_size >= 1): raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if max_tokens is not None and not (isinstance(max_tokens, int) and max_tokens >= 1): raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         self.embed_fn, self.chunk_size, self.no_sync, self.replay_rng = embed_fn, chunk_size, no_sync, replay_rng
-        self.backward = backward
+        self.backward, self.max_tokens = backward, max_tokens
 
-    def _chunks(self, inputs):
+    def _chunks(self, inputs) -> list:
+        "`(start, end)` row ranges of `chunk_size`; with `max_tokens`, lists of rows by padded-token budget."
         n = batch_len(inputs)
+        if self.max_tokens is not None: return token_budget_batches(row_lengths(inputs), self.max_tokens)
         return [(s, min(s + self.chunk_size, n)) for s in range(0, n, self.chunk_size)]
+
+def _take(inputs, c): return slice_inputs(inputs, *c) if isinstance(c, tuple) else take_rows(inputs, c)
+def _rows_of(x: Tensor, c) -> Tensor: return x[c[0]:c[1]] if isinstance(c, tuple) else x[torch.as_tensor(c, device=x.device)]
+def _size(c) -> int: return c[1] - c[0] if isinstance(c, tuple) else len(c)
 
 # %% ../nbs/06_loss.ipynb #e3bfe047
 @patch
@@ -318,14 +353,19 @@ def embed_no_grad(self: GradCache, inputs: Mapping, record: bool = True) -> tupl
     "Pass 1: embeddings of all chunks without a graph, and the RNG state before each chunk."
     embs, states = [], []
     with torch.no_grad():
-        for s, e in self._chunks(inputs):
+        chunks = self._chunks(inputs)
+        for c in chunks:
             if record: states.append(_RngState())
-            out = self.embed_fn(slice_inputs(inputs, s, e))
-            if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != e - s:
-                raise ValueError(f"embed_fn must return a [{e - s}, d] tensor for a chunk of {e - s}, got "
+            out = self.embed_fn(_take(inputs, c))
+            if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != _size(c):
+                raise ValueError(f"embed_fn must return a [{_size(c)}, d] tensor for a chunk of {_size(c)}, got "
                                  f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}")
             embs.append(out)
-    return torch.cat(embs), states
+    emb = torch.cat(embs)
+    if self.max_tokens is None: return emb, states
+    back = torch.empty_like(emb)                    # budget chunks run longest first: rows back in the input order
+    back[torch.as_tensor([r for c in chunks for r in c], device=emb.device)] = emb
+    return back, states
 
 # %% ../nbs/06_loss.ipynb #91a58c50
 @patch
@@ -345,10 +385,11 @@ def step(self: GradCache, q_inputs: Mapping, p_inputs: Mapping, loss_fn: Callabl
     grads = [g if g is not None else torch.zeros_like(x) for g, x in ((q_leaf.grad, q_leaf), (p_leaf.grad, p_leaf))]
     jobs = [(inp, st, g, c) for inp, st, g in ((q_inputs, q_states, grads[0]), (p_inputs, p_states, grads[1]))
             for st, c in zip(st, self._chunks(inp))]
-    for k, (inp, st, g, (s, e)) in enumerate(jobs):
+    for k, (inp, st, g, c) in enumerate(jobs):
         sync = self.no_sync is None or k == len(jobs) - 1
         with (nullcontext() if sync else self.no_sync()), (st.replay() if self.replay_rng else nullcontext()):
-            emb = self.embed_fn(slice_inputs(inp, s, e))
-            if self.backward is None: torch.autograd.backward(emb, grad_tensors=g[s:e].to(emb.dtype))
-            else: self.backward(emb, g[s:e].to(emb.dtype), k == len(jobs) - 1)
+            emb = self.embed_fn(_take(inp, c))
+            gc = _rows_of(g, c).to(emb.dtype)
+            if self.backward is None: torch.autograd.backward(emb, grad_tensors=gc)
+            else: self.backward(emb, gc, k == len(jobs) - 1)
     return loss.detach(), aux

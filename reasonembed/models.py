@@ -29,7 +29,7 @@ __all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY
            'held_embedder', 'check_held_embedder', 'held_embedder_help', 'pool', 'st_pooling', 'transformer_folder',
            'is_decoder_config', 'end_token', 'appends_eos', 'add_eos_postprocessor', 'saved_ids', 'ids_difference',
            'restore_saved_pipeline', 'load_tokenizer', 'format_query', 'cpu_flags', 'stale_gguf_marker', 'remote_code',
-           'max_positions', 'EmbedderBase', 'Embedder']
+           'max_positions', 'EmbedderBase', 'Embedder', 'token_budget_batches', 'token_lengths']
 
 # %% ../nbs/02_models.ipynb #d41eec73
 DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -67,6 +67,9 @@ class EmbedderConfig:
     gradient_checkpointing: bool = opt(False, help="recompute activations in backward (saves memory in training)")
     lora: LoraSettings | None = opt(None, help="LoRA settings; None trains/uses the full model")
     encode_devices: list[str] | None = opt(None, help="devices for encode_*; None: every visible GPU when on cuda, else the model device")
+    max_batch_tokens: int | None = opt(None, help="encode_*: batches cut by padded tokens (texts × longest tokenized length in the "
+                                                  "batch) instead of `batch_size` texts, so memory is set by the budget, not by "
+                                                  "the longest text (sentence-transformers' `mini_batch_num_tokens`); None: `batch_size`")
     revision: str | None = opt(None, help="hub revision (commit, tag) for hub ids")
     trust_remote_code: bool | None = opt(None, help="run the modelling code a model folder ships (`auto_map`); None: refuse "
                                                     "such a model with an error naming this flag, False: load transformers' own class")
@@ -575,17 +578,35 @@ def _replica(self: Embedder, k: int, device: torch.device):
         self._replicas[key][0].load_state_dict(self.model.state_dict())
     return self._replicas[key]
 
+# %% ../nbs/02_models.ipynb #5c49d748
+def token_budget_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    "Indices of `lengths`, longest first, cut where a batch's padded tokens (rows × its longest length) would exceed `max_tokens`."
+    if not isinstance(max_tokens, int) or max_tokens < 1: raise ValueError(f"max_batch_tokens must be an integer >= 1, got {max_tokens!r}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, cur = [], []
+    for i in order:              # longest first: a batch's first row sets its padded width
+        if cur and (len(cur) + 1) * lengths[cur[0]] > max_tokens: batches.append(cur); cur = []
+        cur.append(i)            # a text longer than the budget goes alone
+    return batches + ([cur] if cur else [])
+
+def token_lengths(tokenizer, texts: list[str], max_len: int, manual_eos: bool, chunk: int = 1024) -> list[int]:
+    "Tokenized length of each text (truncation and EOS as `tokenize`), in chunks: no ids of the whole corpus held at once."
+    _check_texts(texts)
+    return [len(x) for s in range(0, len(texts), chunk) for x in _ids_of(tokenizer, texts[s:s + chunk], max_len, manual_eos)]
+
 # %% ../nbs/02_models.ipynb #5d4fb1f8
 @patch
 def encode(self: Embedder, texts: list[str], is_query: bool = False, batch_size: int = 32, show_progress: bool = True,
            output_dtype: str = "float32", desc: str | None = None) -> np.ndarray:
-    "Embed formatted `texts` in length-sorted batches (all devices), returning [n, dim] in the input order."
+    "Embed formatted `texts` in length-sorted batches (`batch_size` texts, or `config.max_batch_tokens` padded tokens; all devices), returning [n, dim] in the input order."
     texts, out = self._output_for(texts, output_dtype)
     if not texts: return out
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    devices = self._encode_devices()
     max_len = self.config.query_max_len if is_query else self.config.passage_max_len
+    if self.config.max_batch_tokens is None:
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    else: batches = token_budget_batches(token_lengths(self.tokenizer, texts, max_len, self._manual_eos), self.config.max_batch_tokens)
+    devices = self._encode_devices()
     was_training = self.model.training
     self.model.eval()
     bar = tqdm(total=len(texts), desc=desc or ("encode queries" if is_query else "encode corpus"), disable=not show_progress, unit="text")

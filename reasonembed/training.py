@@ -60,6 +60,9 @@ class OptimSettings:
     max_steps: int = opt(0, help="optimiser steps of the schedule; 0: epochs x steps per epoch")
     stop_at: int | None = opt(None, help="stop after this step (checkpointed) without shortening the schedule; resume later")
     grad_cache_chunk: int = opt(0, help="GradCache chunk size (texts per forward); 0: off")
+    grad_cache_tokens: int | None = opt(None, help="GradCache chunks cut by padded tokens (texts × longest length in the chunk, "
+                                        "texts sorted by length) instead of grad_cache_chunk texts; turns GradCache on; the "
+                                        "contrastive batch stays batching.batch_size (sentence-transformers' `mini_batch_num_tokens`)")
 
 # %% ../nbs/08_training.ipynb #992e87c1
 @dataclass
@@ -111,6 +114,7 @@ class TrainConfig(OutputSettings, ParallelSettings, OptimSettings, TrainInputs):
                   (0 <= self.warmup_ratio <= 1, f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}"),
                   (self.max_grad_norm >= 0, "max_grad_norm must be >= 0"), (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
                   (self.max_steps >= 0, "max_steps must be >= 0"), (self.grad_cache_chunk >= 0, "grad_cache_chunk must be >= 0"),
+                  (self.grad_cache_tokens is None or self.grad_cache_tokens >= 1, "grad_cache_tokens must be >= 1 (or null: off)"),
                   (self.save_every >= 0, "save_every must be >= 0"), (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
                   (len(self.adam_betas) == 2, "adam_betas needs two numbers"), (self.num_workers >= 0, "num_workers must be >= 0"),
                   (self.stop_at is None or self.stop_at >= 1, "stop_at must be >= 1")]
@@ -427,11 +431,11 @@ class DeepSpeedUpdater(Updater):
 
 # %% ../nbs/08_training.ipynb #58de68a0
 def forward_backward(emb, batch: TrainBatch, inputs: dict, loss: LossConfig, step: int, updater: Updater,
-                     grad_cache_chunk: int = 0) -> tuple[float, RIStats]:
+                     grad_cache_chunk: int = 0, grad_cache_tokens: int | None = None) -> tuple[float, RIStats]:
     "Embed, compute the loss and accumulate gradients (plain or GradCache); returns `(loss value, stats)`."
     loss_fn = batch_loss_fn(batch, loss, step, inputs.get("has_reason"))
-    if grad_cache_chunk > 0:
-        gc = GradCache(emb.embed_tokens, grad_cache_chunk, backward=updater.chunk_backward)
+    if grad_cache_chunk > 0 or grad_cache_tokens is not None:
+        gc = GradCache(emb.embed_tokens, grad_cache_chunk or None, backward=updater.chunk_backward, max_tokens=grad_cache_tokens)
         value, stats = gc.step(inputs["q"], inputs["p"], loss_fn, q_reason_inputs=inputs["qr"])
         return float(value), stats
     q, p = emb.embed_tokens(inputs["q"]), emb.embed_tokens(inputs["p"])
@@ -839,7 +843,7 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
     try:
         for gb, lb, inputs in batches:
             lr = updater.lr
-            loss, stats = forward_backward(emb, lb, inputs, cfg.loss, step, updater, cfg.grad_cache_chunk)
+            loss, stats = forward_backward(emb, lb, inputs, cfg.loss, step, updater, cfg.grad_cache_chunk, cfg.grad_cache_tokens)
             gnorm = updater.step()
             step += 1
             record(step, gb, inputs, loss, stats, lr, gnorm)

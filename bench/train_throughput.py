@@ -96,7 +96,7 @@ def worker_ab(cfg: dict) -> dict:
         b = Bt.make_batch(samples, plan[k % len(plan)], cfg["seed"])
         for m in (("basic", "ri") if k % 2 == 0 else ("ri", "basic")):
             t = time.perf_counter(); c = time.process_time()
-            inputs = T.tokenize_batch(emb, b, m == "ri")
+            inputs = T.tokenize_batch(emb, b, tcs[m].loss.needs_reasoning_query)
             T.forward_backward(emb, b, inputs, tcs[m].loss, k, T.Updater([p for _, p in named], opt, None))
             torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
             opt.step(); opt.zero_grad(set_to_none=True)

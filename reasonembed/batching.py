@@ -250,13 +250,14 @@ def make_batch(samples: list[TrainSample], planned: PlannedBatch, seed: int = 0)
                       0, len(ids))
 
 # %% ../nbs/07_batching.ipynb #f5c818df
-def usable_samples(samples: list[TrainSample], sizes: dict[str, tuple[int, int]], mode: str = "ri",
+def usable_samples(samples: list[TrainSample], sizes: dict[str, tuple[int, int]], needs_reasoning_query: bool = True,
                    where: list[str] | None = None) -> tuple[list[TrainSample], list[str], dict[str, list[str]]]:
-    "`(kept samples, their locations, {reason: locations of the dropped})`; logs the drops, fails when nothing is left."
+    """`(kept samples, their locations, {reason: locations of the dropped})`; logs the drops, fails when nothing is left.
+    `needs_reasoning_query`: the loss's (`LossConfig.needs_reasoning_query`)."""
     where = where or [f"sample {i}" for i in range(len(samples))]
     kept, kept_where, dropped = [], [], defaultdict(list)
     has_q = lambda s: bool((s.reasoning_query or "").strip())
-    need_q = mode == "ri" or any(map(has_q, samples))      # Basic drops what RI drops: both train on the same rows
+    need_q = needs_reasoning_query or any(map(has_q, samples))      # Basic drops what RI drops: both train on the same rows
     for s, w in zip(samples, where):
         if not s.pos: why = "no_positive"
         elif sizes[s.domain][0] > 1 and not s.neg: why = "no_negative"

@@ -108,8 +108,8 @@ def training_summary(config=None, samples=None, **extra) -> dict:
 def _trim_results(r: dict) -> dict:
     "The part of a `results.json` a card shows (the headline measure of each task, the average, the intervals)."
     h = r["headline"]
-    cfg = {k: r.get("config", {}).get(k) for k in ("benchmark", "setting", "query_variant", "bright_dir", "r2med_dir")}
-    return {"model": r.get("model"), "headline": h, "config": cfg, "revision": r.get("revision"), "intervals": r.get("intervals"),
+    cfg = {k: r.get("config", {}).get(k) for k in ("benchmark", "setting", "query_variant", "data_dir")}
+    return {"model": r.get("model"), "headline": h, "config": cfg, "dataset": r.get("dataset"), "revision": r.get("revision"), "intervals": r.get("intervals"),
             "tasks": {t: {"mean": {h: s["mean"][h]}, "n_scored_queries": s.get("n_scored_queries")} for t, s in r["tasks"].items()},
             "average": {h: r["average"][h]}}
 
@@ -147,10 +147,8 @@ def evaluation_markdown(e: dict) -> str:
     return f"{table}\n\n{how}"
 
 def _dataset_id(e: dict) -> str:
-    c = e["results"]["config"]
-    if c.get("benchmark") == "bright" and not c.get("bright_dir"): return "xlangai/BRIGHT"
-    if c.get("benchmark") == "r2med" and not c.get("r2med_dir"): return "R2MED"
-    return f"local/{e['benchmark']}"
+    "The hub dataset the results were read from (`results.json`'s `dataset`, which the benchmark's registry record names), else `local/<benchmark>`."
+    return e["results"].get("dataset") or f"local/{e['benchmark']}"
 
 def eval_results(entries: list[dict]) -> list:
     "`model-index` results (huggingface_hub `EvalResult`): nDCG@10 of every task of every entry, as `results.json` has it."

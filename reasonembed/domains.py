@@ -7,11 +7,11 @@ in one place for synthesis, training and evaluation."""
 from __future__ import annotations
 from dataclasses import dataclass, replace
 
-from .config import ConfigError
+from .config import ConfigError, opt
 
 # %% auto #0
-__all__ = ['DOMAIN_KINDS', 'DEFAULT_SIZES', 'BRIGHT_DOMAINS', 'Domain', 'retrieval_instruction', 'make_domain', 'get_domain',
-           'domain_sizes']
+__all__ = ['DOMAIN_KINDS', 'DEFAULT_SIZES', 'BRIGHT_DOMAINS', 'Domain', 'retrieval_instruction', 'make_domain', 'CustomDomain',
+           'get_domain', 'domain_sizes']
 
 # %% ../nbs/01a_domains.ipynb #48b5f797
 DOMAIN_KINDS = ("post", "coding", "math")
@@ -56,6 +56,22 @@ def make_domain(name: str, kind: str, topic: str, *, noun: str | None = None, wh
     noun = noun or k_noun
     return Domain(name, kind, topic, noun, instruction or retrieval_instruction(topic, noun, what or k_what),
                   long_instruction, subject or topic, site, clean_label or topic, g, b)
+
+# %% ../nbs/01a_domains.ipynb #ce37c0f7
+@dataclass
+class CustomDomain:
+    "A user-defined domain: the templates of its `kind` filled with its description."
+    name: str = opt(help="domain name (row ids and the rows' `domain`)")
+    description: str = opt(help="what the domain is about, e.g. 'Organic Chemistry'")
+    kind: str = opt("post", help="'post', 'coding' or 'math'")
+    instruction: str | None = opt(None, help="retrieval instruction (default: 'Given a <description> post, retrieve ...')")
+    group_size: int | None = opt(None, help="training group size (1 positive + G-1 negatives); None: the registry's default")
+    batch_size: int | None = opt(None, help="training batch size per device; None: the registry's default")
+
+    def domain(self) -> Domain:
+        "The `Domain` these keys describe (`make_domain`: the kind's noun, instruction and sizes unless given)."
+        return make_domain(self.name, self.kind, self.description, instruction=self.instruction, group_size=self.group_size,
+                           batch_size=self.batch_size)
 
 # %% ../nbs/01a_domains.ipynb #75a01546
 def _stackexchange(name: str, topic: str, **kw) -> Domain:

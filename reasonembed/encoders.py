@@ -17,7 +17,8 @@ from fastcore.basics import patch
 
 from .config import ConfigError
 from .core import UserError, get_logger
-from .models import Embedder, EmbedderBase, EmbedderConfig, _resolve_dtype, stale_gguf_marker
+from .backbones import _resolve_dtype, stale_gguf_marker
+from .models import Embedder, EmbedderBase, EmbedderConfig
 
 log = get_logger("encoders")
 

@@ -36,7 +36,7 @@ def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batc
     if not samples: return []
     if loss.temperature is None: raise ConfigError("loss.temperature is not set: give the temperature the RI is measured at")
     sizes = resolve_domain_sizes(samples, where, batching)
-    samples, where, _ = usable_samples(samples, sizes, mode="ri", where=where)
+    samples, where, _ = usable_samples(samples, sizes, needs_reasoning_query=True, where=where)
     plan = plan_epoch(samples, sizes, epoch=0, seed=seed, world_size=1, drop_last=False)
     was_training = getattr(getattr(embedder, "model", None), "training", False)    # a VLLMEncoder has no training mode
     embedder.eval()
@@ -53,7 +53,7 @@ def score_intensity(embedder, samples: list[TrainSample], loss: LossConfig, batc
                     qr = embedder.embed([embedder.format_query(b.reasoning_queries[k], b.instructions[k]) for k in real], True)
                     pos = torch.tensor(real, device=p.device) * b.group_size
                     Lr[real] = info_nce_per_sample(qr, p, pos, temperature=loss.temperature)
-                    ri[real] = reasoning_intensity(L[real], Lr[real], loss.eps)
+                    ri[real] = reasoning_intensity(L[real], Lr[real], eps=loss.eps)
                 for sid, h, l, lr, r in zip(b.ids, b.has_reason, L.tolist(), Lr.tolist(), ri.tolist()):
                     out[sid] = {"id": sid, "domain": pb.domain, "L": l, "L_reason": lr, "RI": r, "ri_fixed": not h}
     finally:
@@ -155,10 +155,6 @@ def run_intensity(cfg: IntensityConfig, samples: list[TrainSample] | None = None
     return scores, summary, loss
 
 # %% ../nbs/07a_intensity.ipynb #b31d9028
-_OLD_FLAGS = {"temperature": "loss.temperature", "batch_size": "batching.batch_size", "group_size": "batching.group_size",
-              "max_len": "embedder.query_max_len=N embedder.passage_max_len", "seed": "seed", "device": "embedder.device",
-              "backend": "embedder.backend"}
-
 def intensity_cli(
     data: Annotated[str, "training data: TrainSample JSONL file(s) (IntensityConfig.data)", {"nargs": "*", "opt": False}] = None,
     model: str = None,  # short name, folder or hub id (embedder.model; default minilm)
@@ -166,15 +162,9 @@ def intensity_cli(
     config: str = None,  # YAML file of IntensityConfig keys (see --help-config)
     set: Annotated[str, "override a key: KEY=VALUE (a YAML value; dotted keys for nested configs)", {"nargs": "*"}] = None,
     help_config: bool = False,  # list every config key with its default and help, and stop
-    temperature: float = None, batch_size: int = None, group_size: int = None, max_len: int = None,  # removed: see --set
-    seed: int = None, device: str = None, backend: str = None,                                      # removed: see --set
 ):
     "Score the reasoning intensity of a training set with a model, without training."
     if help_config: print(config_help(IntensityConfig)); return
-    old = {k: v for k, v in dict(temperature=temperature, batch_size=batch_size, group_size=group_size, max_len=max_len, seed=seed,
-                                 device=device, backend=backend).items() if v is not None}
-    if old: raise ConfigError("reasonembed intensity: " + "; ".join(f"--{k.replace('_', '-')} is gone: use --set {_OLD_FLAGS[k]}={v}"
-                                                                  for k, v in old.items()))
     given = {k: v for k, v in dict(data=list(data or []) or None, out=out).items() if v}
     if model: given["embedder"] = {"model": model}
     cfg = load_config(IntensityConfig, config, set, base=given)

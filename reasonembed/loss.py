@@ -24,10 +24,10 @@ from .models import token_budget_batches
 log = get_logger("loss")
 
 # %% auto #0
-__all__ = ['log', 'TEMPERATURE_BY_BACKBONE', 'default_pos_idx', 'info_nce_per_sample', 'dist_info', 'global_pos_idx',
-           'gather_with_grad', 'gather_detached', 'RIStats', 'reasoning_intensity', 'ri_weights', 'ri_info_nce',
-           'LossConfig', 'resolve_temperature', 'contrastive_loss', 'batch_len', 'slice_inputs', 'row_lengths',
-           'take_rows', 'GradCache']
+__all__ = ['log', 'LOSS_MODES', 'TEMPERATURE_BY_BACKBONE', 'default_pos_idx', 'info_nce_per_sample', 'dist_info',
+           'global_pos_idx', 'gather_with_grad', 'gather_detached', 'LossConfig', 'RIStats', 'reasoning_intensity',
+           'ri_weights', 'ri_info_nce', 'resolve_temperature', 'contrastive_loss', 'batch_len', 'slice_inputs',
+           'row_lengths', 'take_rows', 'GradCache']
 
 # %% ../nbs/06_loss.ipynb #b60036cc
 def default_pos_idx(n: int, m: int, group_size: int | None = None, device=None) -> Tensor:
@@ -112,6 +112,31 @@ def gather_detached(x: Tensor, group=None) -> tuple[Tensor, int]:
     sizes = _gather_sizes(x.shape[0], x.device, group)
     return _all_gather_cat(x.detach(), sizes, group), sum(sizes[:rank])
 
+# %% ../nbs/06_loss.ipynb #e8c9d3d3
+LOSS_MODES = {"ri": True,       # RI-InfoNCE (Redapter): each row weighted by its reasoning intensity, which needs q′
+              "basic": False}   # plain InfoNCE: the mean over the batch
+
+@dataclass
+class LossConfig:
+    "Contrastive loss settings (Redapter's RI-InfoNCE; defaults from the authors' training script)."
+    mode: Literal["ri", "basic"] = opt("ri", help="'ri': RI-InfoNCE (Redapter); 'basic': plain InfoNCE (no reasoning_query needed)")
+    temperature: float | None = opt(None, help="InfoNCE temperature τ; None: by backbone kind (TEMPERATURE_BY_BACKBONE: 0.02 for decoders, as the paper; 0.05 for small encoders)")
+    kappa: float = opt(5.0, help="upper clamp of the reasoning intensity before L1 normalisation")
+    ri_start_step: int = opt(100, help="optimiser steps of plain-mean warm-up before RI weighting starts")
+    eps: float = opt(1e-6, help="RI = L / (L' + eps)")
+    normalize: bool = opt(False, help="L2-normalise embeddings inside the loss (the embedder normalises already by default)")
+
+    def __post_init__(self):
+        if self.mode not in LOSS_MODES: raise ValueError(f"loss.mode must be 'ri' or 'basic', got {self.mode!r}")
+        if self.temperature is not None and not self.temperature > 0: raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
+        if not self.kappa > 0: raise ValueError(f"loss.kappa must be > 0, got {self.kappa}")
+
+    @property
+    def needs_reasoning_query(self) -> bool:
+        "Whether the mode uses q′ (RI-InfoNCE does, plain InfoNCE does not): the data must have it, the trainer embeds it."
+        return LOSS_MODES[self.mode]
+
+
 # %% ../nbs/06_loss.ipynb #524cae3b
 @dataclass
 class RIStats:
@@ -130,15 +155,15 @@ class RIStats:
         "Plain dict for JSON logging, keys optionally prefixed."
         return {prefix + k: v for k, v in asdict(self).items()}
 
-def reasoning_intensity(loss: Tensor, loss_reason: Tensor, eps: float = 1e-6) -> Tensor:
+def reasoning_intensity(loss: Tensor, loss_reason: Tensor, *, eps: float) -> Tensor:
     "RI = L / (L' + eps), detached, in float32: high when the raw query is hard and its reasoning makes it easy."
     return loss.detach().float() / (loss_reason.detach().float() + eps)
 
-def ri_weights(loss: Tensor, loss_reason: Tensor, kappa: float = 5.0, eps: float = 1e-6,
-               mask: Tensor | None = None, fixed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def ri_weights(loss: Tensor, loss_reason: Tensor, *, kappa: float, eps: float, mask: Tensor | None = None,
+               fixed: Tensor | None = None) -> tuple[Tensor, Tensor]:
     "Detached `(weights, ri)`: `ri = loss / (loss_reason + eps)` (1 exactly where `fixed`), weights = `clamp(ri, 0, kappa)` L1-normalised (uniform if all are 0)."
     with torch.no_grad():
-        ri = reasoning_intensity(loss, loss_reason, eps)
+        ri = reasoning_intensity(loss, loss_reason, eps=eps)
         if fixed is not None: ri = torch.where(fixed.bool(), torch.ones_like(ri), ri)
         c = ri.clamp(0, kappa)
         m = torch.ones_like(c) if mask is None else mask.float()
@@ -197,14 +222,14 @@ def _ri_stats(L_all, Lr_all, ri_all, w_all, m_all, fx_all, used_ri) -> RIStats:
 
 # %% ../nbs/06_loss.ipynb #65cf9983
 def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor | None = None, group_size: int | None = None,
-                *, temperature: float, kappa: float = 5.0, step: int = 0, ri_start_step: int = 100, eps: float = 1e-6,
+                *, temperature: float, kappa: float, step: int = 0, ri_start_step: int, eps: float,
                 mode: Literal["ri", "basic"] = "ri", normalize: bool = False, sample_mask: Tensor | None = None,
                 has_reason: Tensor | None = None, distributed: bool | None = None, group=None) -> tuple[Tensor, RIStats]:
     """RI-InfoNCE (or plain InfoNCE: `mode='basic'`, or before `ri_start_step`) of local queries `q` against passages `p`;
     returns `(loss, RIStats)`. With `has_reason` (bool per query), `q_reason` holds only the rows marked True, and the
     others (q′ = q) have RI = 1 exactly."""
-    if mode not in ("ri", "basic"): raise ValueError(f"mode must be 'ri' or 'basic', got {mode!r}")
-    use_ri = mode == "ri" and step >= ri_start_step
+    if mode not in LOSS_MODES: raise ValueError(f"mode must be 'ri' or 'basic', got {mode!r}")
+    use_ri = LOSS_MODES[mode] and step >= ri_start_step
     measured = q_reason is not None or has_reason is not None
     if use_ri and not measured:
         raise ValueError(f"mode='ri' needs q_reason (embeddings of reasoning_query) from step {ri_start_step} on (step {step})")
@@ -221,7 +246,7 @@ def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor |
         else: offset = 0
         L_all, Lr_all, m_all, fx_all = cols.unbind(1)
         n_valid = m_all.sum().clamp_min(1)
-        if measured: w_all, ri_all = ri_weights(L_all, Lr_all, kappa, eps, m_all, fx_all)
+        if measured: w_all, ri_all = ri_weights(L_all, Lr_all, kappa=kappa, eps=eps, mask=m_all, fixed=fx_all)
         else: w_all, ri_all = m_all / n_valid, None
         w_used = w_all if use_ri else m_all / n_valid
         value = (w_used * L_all).sum()
@@ -232,21 +257,6 @@ def ri_info_nce(q: Tensor, q_reason: Tensor | None, p: Tensor, pos_idx: Tensor |
 
 
 # %% ../nbs/06_loss.ipynb #b77e0d76
-@dataclass
-class LossConfig:
-    "Contrastive loss settings (Redapter's RI-InfoNCE; defaults from the authors' training script)."
-    mode: Literal["ri", "basic"] = opt("ri", help="'ri': RI-InfoNCE (Redapter); 'basic': plain InfoNCE (no reasoning_query needed)")
-    temperature: float | None = opt(None, help="InfoNCE temperature τ; None: by backbone kind (TEMPERATURE_BY_BACKBONE: 0.02 for decoders, as the paper; 0.05 for small encoders)")
-    kappa: float = opt(5.0, help="upper clamp of the reasoning intensity before L1 normalisation")
-    ri_start_step: int = opt(100, help="optimiser steps of plain-mean warm-up before RI weighting starts")
-    eps: float = opt(1e-6, help="RI = L / (L' + eps)")
-    normalize: bool = opt(False, help="L2-normalise embeddings inside the loss (the embedder normalises already by default)")
-
-    def __post_init__(self):
-        if self.mode not in ("ri", "basic"): raise ValueError(f"loss.mode must be 'ri' or 'basic', got {self.mode!r}")
-        if self.temperature is not None and not self.temperature > 0: raise ValueError(f"loss.temperature must be > 0, got {self.temperature}")
-        if not self.kappa > 0: raise ValueError(f"loss.kappa must be > 0, got {self.kappa}")
-
 TEMPERATURE_BY_BACKBONE = {"decoder": 0.02,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
                            "encoder": 0.05}   # small full-fine-tuned encoders: sentence-transformers' MNRL (scale 20)
 

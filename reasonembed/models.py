@@ -20,23 +20,19 @@ from tqdm.auto import tqdm
 from .config import ConfigError, config_help, opt, from_dict, to_dict
 from .hub import ModelNotAvailableError, resolve_model
 from .core import get_device, get_logger
+from .backbones import (DECODER_LORA_TARGETS, DTYPES, POOLINGS, _check_remote_code, _load_backbone, _lora_targets,
+                                   _read_json, _resolve_dtype, add_eos_postprocessor, appends_eos, end_token, is_decoder_config,
+                                   load_tokenizer, max_positions, pool, st_pooling, transformer_folder)
 
 log = get_logger("models")
 
 # %% auto #0
-__all__ = ['log', 'DECODER_LORA_TARGETS', 'ENCODER_LORA_TARGETS', 'DEFAULT_QUERY_TEMPLATE', 'POOLINGS', 'DTYPES',
-           'HELD_EMBEDDER_KEYS', 'PROBE_TEXT', 'CPU_BF16_FLAGS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig',
-           'held_embedder', 'check_held_embedder', 'held_embedder_help', 'pool', 'st_pooling', 'transformer_folder',
-           'is_decoder_config', 'end_token', 'appends_eos', 'add_eos_postprocessor', 'saved_ids', 'ids_difference',
-           'restore_saved_pipeline', 'load_tokenizer', 'format_query', 'cpu_flags', 'stale_gguf_marker', 'remote_code',
-           'max_positions', 'EmbedderBase', 'Embedder', 'token_budget_batches', 'token_lengths']
+__all__ = ['log', 'DEFAULT_QUERY_TEMPLATE', 'HELD_EMBEDDER_KEYS', 'SAVED_CONFIG', 'LoraSettings', 'EmbedderConfig',
+           'held_embedder', 'check_held_embedder', 'held_embedder_help', 'format_query', 'EmbedderBase', 'Embedder',
+           'token_budget_batches', 'token_lengths']
 
 # %% ../nbs/02_models.ipynb #d41eec73
-DECODER_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-ENCODER_LORA_TARGETS = ["query", "key", "value", "dense", "q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2", "Wqkv", "Wo", "Wi"]
 DEFAULT_QUERY_TEMPLATE = "Instruct: {instruction}\nQuery: {query}"
-POOLINGS = ("auto", "mean", "cls", "last")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 @dataclass
 class LoraSettings:
@@ -100,157 +96,6 @@ def held_embedder_help(example: str) -> str:
     keys = [l for l in config_help(EmbedderConfig).splitlines() if l.split(" ", 1)[0] not in HELD_EMBEDDER_KEYS]
     return f"embedder keys (reasonembed.models.EmbedderConfig), e.g. --set embedder.{example}:\n" + "\n".join(f"  embedder.{l}" for l in keys)
 
-# %% ../nbs/02_models.ipynb #10035f5d
-def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    "Pool token states `hidden` [n, L, d] with attention `mask` [n, L] into [n, d] (float32)."
-    m = mask.to(hidden.device)
-    if pooling == "mean":
-        w = m.unsqueeze(-1).float()
-        return (hidden.float() * w).sum(1) / w.sum(1).clamp(min=1e-9)
-    rows = torch.arange(hidden.shape[0], device=hidden.device)
-    if pooling == "cls":
-        return hidden[rows, m.int().argmax(1)].float()
-    if pooling == "last":
-        L = m.shape[1]
-        return hidden[rows, L - 1 - m.int().flip(1).argmax(1)].float()
-    raise ConfigError(f"unknown pooling '{pooling}': expected one of {POOLINGS[1:]}")
-
-# %% ../nbs/02_models.ipynb #1935c19a
-def _read_json(p: Path) -> dict | list | None:
-    try: return json.loads(Path(p).read_text())
-    except FileNotFoundError: return None
-    except json.JSONDecodeError as e: raise ConfigError(f"{p}:{e.lineno}: invalid JSON: {e.msg}") from None
-
-# %% ../nbs/02_models.ipynb #5ccd7b06
-def st_pooling(folder) -> str | None:
-    "The pooling ('mean', 'cls', 'last') of a sentence-transformers folder, or None if it has none."
-    folder = Path(folder)
-    mods = _read_json(folder / "modules.json")
-    if not isinstance(mods, list): return None
-    for m in mods:
-        if m.get("type", "").endswith("Pooling"):
-            cfg = _read_json(folder / m["path"] / "config.json") or {}
-            mode = cfg.get("pooling_mode")
-            if mode is None:
-                legacy = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_lasttoken": "last",
-                          "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
-                          "pooling_mode_weightedmean_tokens": "weightedmean"}
-                on = [v for k, v in legacy.items() if cfg.get(k)]
-                mode = on[0] if len(on) == 1 else (on or "mean")
-            if isinstance(mode, list): mode = mode[0] if len(mode) == 1 else tuple(mode)
-            mode = {"lasttoken": "last"}.get(mode, mode)
-            if mode not in POOLINGS[1:]:
-                raise ConfigError(f"{folder / m['path'] / 'config.json'}: pooling_mode {mode!r} is not supported (only mean, cls, lasttoken)")
-            return mode
-    return None
-
-# %% ../nbs/02_models.ipynb #5bbfc6e1
-def transformer_folder(folder) -> Path:
-    "The folder holding the Hugging Face model inside a (possibly sentence-transformers) folder."
-    folder = Path(folder)
-    mods = _read_json(folder / "modules.json")
-    if isinstance(mods, list):
-        for m in mods:
-            if m.get("type", "").endswith("Transformer"): return folder / m.get("path", "")
-    return folder
-
-# %% ../nbs/02_models.ipynb #b01e5cfd
-def is_decoder_config(config) -> bool:
-    "True for causal decoder backbones (Qwen, Llama, Mistral, ...), False for bidirectional encoders."
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    mt = getattr(config, "model_type", None)
-    if any("ForCausalLM" in a or "LMHeadModel" in a for a in (getattr(config, "architectures", None) or [])) and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        return True
-    return mt in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and mt not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-
-# %% ../nbs/02_models.ipynb #f059bae3
-def end_token(tokenizer) -> tuple[str, int] | None:
-    "The special token `tokenizer` itself puts after a text (its post-processor's EOS), as (token, id); None if none."
-    enc = tokenizer("probe text", add_special_tokens=True, return_special_tokens_mask=True)
-    ids, special = enc["input_ids"], enc.get("special_tokens_mask") or []
-    if not ids or not special or not special[-1]: return None
-    return tokenizer.convert_ids_to_tokens(ids[-1]), ids[-1]
-
-def appends_eos(tokenizer) -> bool:
-    "Whether `tokenizer` ends every encoded text on an end token of its own (its EOS, or e.g. `<|endoftext|>`)."
-    return end_token(tokenizer) is not None
-
-def add_eos_postprocessor(tokenizer) -> bool:
-    "Make a fast tokenizer append EOS (keeping its BOS/other specials) unless it ends on an end token already. True if it now does."
-    if appends_eos(tokenizer): return True
-    if tokenizer.eos_token is None: raise ConfigError(f"tokenizer {tokenizer.name_or_path!r} has no eos_token; cannot append EOS for last-token pooling")
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None: return False
-    from tokenizers import processors
-    enc = backend.encode("probe text", add_special_tokens=True)
-    specials = [i for i, s in enumerate(enc.special_tokens_mask) if s]
-    content = [i for i, s in enumerate(enc.special_tokens_mask) if not s]
-    first, last = (content[0], content[-1]) if content else (len(enc.ids), len(enc.ids) - 1)
-    pre = [(enc.tokens[i], enc.ids[i]) for i in specials if i < first]
-    post = [(enc.tokens[i], enc.ids[i]) for i in specials if i > last] + [(tokenizer.eos_token, tokenizer.eos_token_id)]
-    tpl = lambda toks, tid=0: [f"{t}:{tid}" for t, _ in toks]
-    single = tpl(pre) + ["$A:0"] + tpl(post)
-    pair = tpl(pre) + ["$A:0"] + tpl(post) + ["$B:1"] + tpl(post, 1)
-    backend.post_processor = processors.TemplateProcessing(single=" ".join(single), pair=" ".join(pair),
-                                                           special_tokens=sorted(set(pre + post), key=lambda x: x[1]))
-    return appends_eos(tokenizer)
-
-# %% ../nbs/02_models.ipynb #98eabd76
-PROBE_TEXT = "Instruct: Given a post, retrieve relevant passages.\nQuery: why do cells divide?"
-_PIPELINE = ("post_processor", "normalizer", "pre_tokenizer", "decoder")   # restored in this order, as far as needed
-
-def saved_ids(folder, text: str = PROBE_TEXT) -> list[int] | None:
-    "The ids `folder`'s own `tokenizer.json` gives `text` (loaded with `tokenizers` directly, special tokens added); None without one."
-    f = Path(folder) / "tokenizer.json"
-    if not f.exists(): return None
-    from tokenizers import Tokenizer
-    tk = Tokenizer.from_file(str(f)); tk.no_padding(); tk.no_truncation()      # a file may pad to a length (MiniLM's: 128)
-    return tk.encode(text, add_special_tokens=True).ids
-
-def ids_difference(tokenizer, got: list[int], want: list[int]) -> str:
-    "In words, how `got` (transformers' ids) differs from `want` (the saved tokenizer's); '' if not at all."
-    if got == want: return ""
-    tok = lambda i: repr(tokenizer.convert_ids_to_tokens(i))
-    out = []
-    if want and (not got or got[0] != want[0]):
-        out.append(f"{tok(want[0])} dropped at the start" if want[0] not in got else f"starts on {tok(got[0])}, not {tok(want[0])}")
-    if want and got and got[-1] != want[-1]:
-        out.append(f"{tok(got[-1])} appended" if got[-1] not in want else f"ends on {tok(got[-1])}, not {tok(want[-1])}")
-    return ", ".join(out) or f"other ids inside the text ({len(got)} tokens, the saved tokenizer gives {len(want)})"
-
-def restore_saved_pipeline(tokenizer, folder, text: str = PROBE_TEXT) -> tuple[str, str]:
-    """Compare the ids `tokenizer` (transformers) gives `text` with `saved_ids(folder)`; where they differ, put back the saved
-    post-processor (then normalizer, pre-tokenizer, decoder) until they agree. `(status, what transformers changed)`, status one of
-    'same', 'restored', 'differs' (still: everything put back as it was), 'unknown' (no tokenizer.json, or not a fast tokenizer)."""
-    want, backend = saved_ids(folder, text), getattr(tokenizer, "backend_tokenizer", None)
-    if want is None or backend is None: return "unknown", f"{folder}: no tokenizer.json" if want is None else "not a fast tokenizer"
-    got = tokenizer(text)["input_ids"]
-    if got == want: return "same", ""
-    from tokenizers import Tokenizer
-    saved, old, what = Tokenizer.from_file(str(Path(folder) / "tokenizer.json")), {}, ids_difference(tokenizer, got, want)
-    saved.no_padding(); saved.no_truncation()
-    for part in _PIPELINE:
-        old[part] = getattr(backend, part)
-        setattr(backend, part, getattr(saved, part))
-        if tokenizer(text)["input_ids"] == want: return "restored", f"{what} (restored: {', '.join(old)})"
-    for part, v in old.items(): setattr(backend, part, v)
-    return "differs", what
-
-def load_tokenizer(folder, trust_remote_code: bool = False, fix: bool = True, **kwargs):
-    """`AutoTokenizer.from_pretrained(folder, **kwargs)` giving the ids of `folder`'s own tokenizer.json: with `fix`, what
-    transformers rebuilt is put back (`restore_saved_pipeline`, one log line); ids that still differ are a warning."""
-    import transformers
-    tok = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, **kwargs)
-    if not fix: return tok
-    status, what = restore_saved_pipeline(tok, folder)
-    if status == "restored":
-        log.info(f"{folder}: transformers {transformers.__version__} changed the tokenizer ({what}) from its tokenizer.json; "
-                 f"restored the saved one, whose ids the model was trained and evaluated on")
-    elif status == "differs":
-        log.warning(f"{folder}: transformers {transformers.__version__} tokenizes differently from its tokenizer.json ({what}), "
-                    f"and restoring its post-processor, normalizer, pre-tokenizer and decoder did not help")
-    return tok
-
 # %% ../nbs/02_models.ipynb #b830dabe
 def format_query(query: str, instruction: str | None, template: str | None = None) -> str:
     "Format a query with its instruction: the template when there is an instruction (or no `{instruction}` slot)."
@@ -258,74 +103,6 @@ def format_query(query: str, instruction: str | None, template: str | None = Non
     if "{query}" not in template: raise ConfigError(f"query_template {template!r} has no {{query}} slot")
     if "{instruction}" in template and not instruction: return query
     return template.replace("{instruction}", instruction or "").replace("{query}", query)
-
-# %% ../nbs/02_models.ipynb #cd6ba138
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # x86 flags of native bf16 matrix arithmetic
-
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    "This CPU's feature flags (the `flags` line of /proc/cpuinfo; empty where there is none)."
-    try: lines = Path(cpuinfo).read_text().splitlines()
-    except OSError: return set()
-    return set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
-
-def _resolve_dtype(name: str, device: torch.device, flags: set[str] | None = None) -> torch.dtype:
-    "The compute dtype `name` means on `device`: 'auto' is bf16 on GPUs that have it (else fp16), fp32 on CPU (logged)."
-    if name == "auto":
-        if device.type == "cuda":
-            dt = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            log.info(f"dtype auto on {device}: {str(dt)[6:]} ({'native bf16' if dt == torch.bfloat16 else 'no bf16 on this GPU'})")
-            return dt
-        have = sorted(set(CPU_BF16_FLAGS) & (cpu_flags() if flags is None else set(flags))) if device.type == "cpu" else []
-        log.info(f"dtype auto on {device.type}: float32 " + (f"(this CPU has {', '.join(have)}: dtype bfloat16 is faster, "
-                 f"at bf16's precision)" if have else f"(no {' / '.join(CPU_BF16_FLAGS)} here: bf16 would be emulated, slower)"))
-        return torch.float32
-    if name not in DTYPES: raise ConfigError(f"dtype {name!r}: expected one of {['auto', *DTYPES]}")
-    return DTYPES[name]
-
-def stale_gguf_marker(config, folder) -> bool:
-    "Whether `config` names a GGUF quantization that `folder` no longer holds (a dequantized folder: plain safetensors)."
-    qc = getattr(config, "quantization_config", None)
-    qm = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)
-    return str(getattr(qm, "value", qm)) == "gguf" and not list(Path(folder).glob("*.gguf"))
-
-def _load_backbone(folder, dtype: torch.dtype, trust_remote_code: bool = False):
-    "`AutoModel` (no LM head) from `folder`, ignoring a GGUF quantization marker left in a dequantized folder's config."
-    from transformers import AutoConfig, AutoModel
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    if stale_gguf_marker(config, folder):
-        del config.quantization_config     # weights are plain safetensors; the marker would make the model unsaveable
-    return AutoModel.from_pretrained(folder, config=config, dtype=dtype, trust_remote_code=trust_remote_code)
-
-# %% ../nbs/02_models.ipynb #2181fadf
-def remote_code(folder) -> str | None:
-    "The class that a model folder's `config.json` maps `AutoModel` to in its own code (`auto_map`), or None."
-    amap = (_read_json(Path(folder) / "config.json") or {}).get("auto_map") or {}
-    return amap.get("AutoModel")
-
-def _check_remote_code(folder, flag: bool | None) -> bool:
-    "Whether to run the folder's own code; an error naming `trust_remote_code` when it has some and the flag is unset."
-    code = remote_code(folder)
-    if code and flag is None:
-        raise ConfigError(f"{folder}: the model ships its own modelling code (auto_map AutoModel -> {code}); set "
-                          f"trust_remote_code: true to run it (gte-Qwen2-7B-instruct's, for one, makes attention "
-                          f"bidirectional), or trust_remote_code: false to load transformers' built-in class instead")
-    return bool(flag) and code is not None
-
-_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")   # positions start after the pad index
-
-def max_positions(config) -> int | None:
-    "The longest input (tokens) a backbone's position table allows, or None when it sets no limit."
-    n = getattr(config, "max_position_embeddings", None)
-    if not n: return None
-    return int(n) - (2 if getattr(config, "model_type", None) in _OFFSET_POSITIONS else 0)
-
-def _lora_targets(model: torch.nn.Module, wanted: list[str]) -> list[str]:
-    "The names in `wanted` that exist as linear layers; else BERT-style names that do."
-    names = {n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    found = [t for t in wanted if t in names]
-    if not found: found = [t for t in ENCODER_LORA_TARGETS if t in names]
-    if not found: raise ConfigError(f"LoRA target_modules {wanted} match no linear layer of {type(model).__name__} (linear layers: {sorted(names)[:20]})")
-    return found
 
 # %% ../nbs/02_models.ipynb #3f783124
 SAVED_CONFIG = "reasonembed.json"

@@ -13,8 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from fastcore.basics import patch
 
-from .benchmarks import (BRIGHT_LONG_TASKS, BRIGHT_TASKS, DATASET_OVERLAPS, GENERIC_INSTRUCTION, MAX_LEN,
-                                    R2MED_INSTRUCTIONS, R2MED_TASKS, task_instruction)
+from .benchmarks import BENCHMARKS, BRIGHT_TASKS, DATASET_OVERLAPS, MTEB_DOMAIN, get_benchmark
 from .config import ConfigError, config_help, from_dict, load_config, opt, to_dict
 from .core import get_logger, make_run_dir, md_table
 from .data import DataError
@@ -49,24 +48,15 @@ def require_mteb():
     return mteb
 
 # %% ../nbs/03e_mteb.ipynb #1b7ad4a1
-_MTEB_DOMAIN = {"biology": "Biology", "earth_science": "EarthScience", "economics": "Economics", "psychology": "Psychology",
-                "robotics": "Robotics", "stackoverflow": "Stackoverflow", "sustainable_living": "SustainableLiving",
-                "leetcode": "Leetcode", "pony": "Pony", "aops": "Aops", "theoremqa_theorems": "TheoremQATheorems",
-                "theoremqa_questions": "TheoremQAQuestions"}           # our BRIGHT task -> how mteb's task names spell it
-_STACKEXCHANGE = [t for t in BRIGHT_LONG_TASKS if t != "pony"]         # the 7 StackExchange tasks (BRIGHT-Pro's)
-
 @dataclass(frozen=True)
 class MtebTask:
-    "An mteb task in our terms: its benchmark ('bright' | 'r2med'), our task name and the BRIGHT setting."
+    "An mteb task in our terms: its benchmark (a registry name, `reasonembed.benchmarks.BENCHMARKS`), our task name and the setting."
     benchmark: str
     task: str
     setting: str = "short"
 
-MTEB_TASKS: dict[str, MtebTask] = {
-    **{f"Bright{_MTEB_DOMAIN[t]}Retrieval": MtebTask("bright", t) for t in BRIGHT_TASKS},                # BRIGHT(v1.1), split standard
-    **{f"Bright{_MTEB_DOMAIN[t]}LongRetrieval": MtebTask("bright", t, "long") for t in BRIGHT_LONG_TASKS}, # BRIGHT(v1.1), split long
-    **{f"BrightPro{_MTEB_DOMAIN[t]}Retrieval": MtebTask("bright", t) for t in _STACKEXCHANGE},            # BRIGHT-Pro
-    **{f"R2MED{t.replace('-', '')}Retrieval": MtebTask("r2med", t) for t in R2MED_TASKS}}               # R2MED
+MTEB_TASKS: dict[str, MtebTask] = {name: MtebTask(b.name, task, setting) for b in BENCHMARKS.values()
+                                   for name, (task, setting) in b.mteb.items()}     # each registry record's mteb names
 
 # %% ../nbs/03e_mteb.ipynb #c9d06954
 def _task_prompt(task_metadata) -> str | None:
@@ -75,19 +65,18 @@ def _task_prompt(task_metadata) -> str | None:
     return (p.get("query") if isinstance(p, dict) else p) or None
 
 def mteb_instruction(name: str, instructions: dict[str, str] | None = None, task_prompt: str | None = None) -> str | None:
-    """The query instruction of mteb task `name`: `instructions[name]` or `instructions[<our task>]`, else our table's
-    (`task_instruction` by BRIGHT setting, `R2MED_INSTRUCTIONS`); for a task outside `MTEB_TASKS`, mteb's `task_prompt`."""
+    """The query instruction of mteb task `name`: `instructions[name]` or `instructions[<our task>]`, else the one of its
+    benchmark's registry record (by setting); for a task outside `MTEB_TASKS`, mteb's `task_prompt`."""
     inst, spec = instructions or {}, MTEB_TASKS.get(name)
     if name in inst: return inst[name]
     if spec is None: return task_prompt or None
     if spec.task in inst: return inst[spec.task]
-    if spec.benchmark == "r2med": return R2MED_INSTRUCTIONS.get(spec.task) or GENERIC_INSTRUCTION
-    return task_instruction(spec.task, spec.setting)
+    return get_benchmark(spec.benchmark).instruction(spec.task, spec.setting)
 
 def mteb_max_len(name: str) -> int | None:
-    "The query and passage token limit our evaluator uses for mteb task `name` (its benchmark's `MAX_LEN`); None for others."
+    "The query and passage token limit our evaluator uses for mteb task `name` (its benchmark record's `max_len`); None for others."
     spec = MTEB_TASKS.get(name)
-    return MAX_LEN[spec.benchmark] if spec else None
+    return get_benchmark(spec.benchmark).max_len if spec else None
 
 # %% ../nbs/03e_mteb.ipynb #ff2679bb
 class MtebModel:
@@ -225,8 +214,8 @@ def model_meta(encoder, name: str | None = None, revision: str | None = None):
     hub_id = str(cfg.model) if _is_hub_id(cfg.model) else (snap[0] if snap else SHORT_HUB_IDS.get(str(cfg.model).lower()))
     released = bool(hub_id and hub_id.startswith(RELEASED_MODELS))
     trained = {str(k): int(v) for k, v in (saved.get("training_data") or {}).items()}
-    overlap = {n for ds in trained for t in DATASET_OVERLAPS.get(ds, {}).get("bright", [])
-               for n, s in MTEB_TASKS.items() if s.benchmark == "bright" and s.task == t}
+    overlap = {n for ds in trained for bench, tasks in DATASET_OVERLAPS.get(ds, {}).items() if bench in BENCHMARKS
+               for n, s in MTEB_TASKS.items() if s.benchmark == bench and s.task in tasks}
     n_params, mem = _parameters(encoder)
     kept = {k: getattr(cfg, k) for k in ("pooling", "normalize", "query_template", "append_eos", "padding_side")
             if k in getattr(encoder, "_explicit", ())}
@@ -262,7 +251,7 @@ CITATION = """@article{chen2025reasonembed,
 _BACKBONES = {"qwen3-8b": ("hanhainebula/qwen3-8b-ft-msmarco", 4096, 32768), "qwen3-4b": ("Qwen/Qwen3-4B", 2560, 32768),
               "llama-3.1-8b": ("meta-llama/Llama-3.1-8B", 4096, 131072)}    # start checkpoint (8B: the authors' "-ms"), hidden size, native context (model cards)
 RELEASED_MODEL_IDS = [f"{RELEASED_MODELS}{kind}{b}-0928" for b in _BACKBONES for kind in ("", "basic-")]
-TRAINED_ON = {"MSMARCO", *(f"Bright{_MTEB_DOMAIN[t]}Retrieval" for t in BRIGHT_TASKS)}    # BRIGHT(v1.1)'s 12 short tasks
+TRAINED_ON = {"MSMARCO", *(f"Bright{MTEB_DOMAIN[t]}Retrieval" for t in BRIGHT_TASKS)}    # BRIGHT(v1.1)'s 12 short tasks
 
 def released_model_meta(hub_id: str, revision: str | None = None):
     "mteb's `ModelMeta` of a released ReasonEmbed checkpoint (`RELEASED_MODEL_IDS`), without loading it."

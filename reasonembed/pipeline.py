@@ -5,347 +5,23 @@ resumable stage by stage."""
 
 # %% ../nbs/09_pipeline.ipynb #4e5ee44e
 from __future__ import annotations
-import ast, contextlib, dataclasses, datetime as _dt, json, os, re, shutil, socket, sys, time
-from dataclasses import dataclass, field
+import contextlib, datetime as _dt, json, os, re, shutil, socket, sys, time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
 
-from .config import ConfigError, apply_overrides, deep_merge, did_you_mean, from_dict, load_yaml, value_problem, _yaml_key_lines
+from .config import ConfigError, load_yaml
 from .core import UserError, fingerprint, get_logger, make_run_dir
+from .profiles import (
+    RunConfig, Stage, check_run_config, load_run_config, notebooks_dir, read_run_config, stage_params, stage_references)
 
 log = get_logger("pipeline")
 
 # %% auto #0
-__all__ = ['log', 'INJECTED', 'MOVED', 'STAGE_WRITES', 'PARAM_RANGES', 'STAGE_CHECKS', 'notebooks_dir', 'find_notebook',
-           'notebook_parameters', 'config_blocks', 'Stage', 'RunConfig', 'read_run_config', 'config_locations',
-           'parse_run_config', 'load_run_config', 'stage_params', 'stage_references', 'model_problem',
-           'check_run_config', 'StageOutput', 'stage_fingerprint', 'StageError', 'execute_stages', 'RunLockedError',
-           'run_lock', 'run_pipeline', 'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref',
-           'stage_refs', 'run_cli']
-
-# %% ../nbs/09_pipeline.ipynb #59e3f1ac
-def notebooks_dir() -> Path:
-    "The folder holding the run notebooks (`$REASONEMBED_NBS`, else `nbs/` next to the package)."
-    env = os.environ.get("REASONEMBED_NBS")
-    if env: return Path(env)
-    here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-    for cand in (here.parent / "nbs", here / "nbs", Path.cwd() / "nbs", Path.cwd()):
-        if any(cand.glob("2[0-9]_*.ipynb")): return cand
-    raise FileNotFoundError("run notebooks (nbs/2x_*.ipynb) not found; set REASONEMBED_NBS to the nbs/ folder of a checkout")
-
-def find_notebook(name: str, nbs: Path | None = None) -> Path:
-    "`20_synthesize`, `20_synthesize.ipynb` or a path → the notebook's path."
-    p = Path(name)
-    if p.suffix == ".ipynb" and p.exists(): return p
-    nbs = nbs or notebooks_dir()
-    q = nbs / (name if name.endswith(".ipynb") else name + ".ipynb")
-    if not q.exists(): raise ConfigError(f"notebook '{name}' not found in {nbs}")
-    return q
-
-# %% ../nbs/09_pipeline.ipynb #851d9b81
-def notebook_parameters(path) -> dict[str, Any]:
-    "Names and default values of the `parameters` cell of a notebook (read by papermill, as it will inject them)."
-    import papermill as pm
-    try: found = pm.inspect_notebook(str(path))
-    except Exception as e: raise ConfigError(f"{path}: cannot read its parameters ({type(e).__name__}: {e})") from None
-    if not found: raise ConfigError(f"{path}: no cell tagged `parameters`")
-    out = {}
-    for name, p in found.items():
-        try: out[name] = ast.literal_eval(p["default"])
-        except (ValueError, SyntaxError): out[name] = p["default"]
-    return out
-
-def config_blocks(path) -> dict[str, str]:
-    "`{parameter: 'module.ConfigClass'}`: the parameters of a run notebook that hold a library config whole (named in their help)."
-    import papermill as pm, re
-    return {name: m.group(1) for name, p in pm.inspect_notebook(str(path)).items()
-            if (m := re.search(r"\b(reasonembed\.\w+\.\w+Config)\b", p.get("help") or ""))}
-
-# %% ../nbs/09_pipeline.ipynb #ca1d0b35
-INJECTED = ("run_dir", "stage_dir")
-
-# Profiles written before the run notebooks took library configs whole: where each old flat key went.
-MOVED = {
-    "20_synthesize": {k: f"remixer.{v}" for k, v in {
-        "corpus": "corpus", "pydoc_words": "pydoc_words", "n_sources": "n_sources", "clean": "clean", "seed": "seed",
-        "generator_backend": "generator.backend", "generator_model": "generator.model", "llm_options": "generator.options",
-        "annotator_backend": "annotator.backend", "annotator_model": "annotator.model", "annotator_options": "annotator.options",
-        "generation_max_tokens": "generation_sampling.max_tokens", "annotation_max_tokens": "annotation_sampling.max_tokens",
-        "reasoning_max_tokens": "reasoning_sampling.max_tokens", "annotation_analysis": "annotation_analysis",
-        "embedder": "miner.model", "miner_options": "miner", "strict_parsing": "strict_parsing", "search_k": "search_k",
-        "keep_k": "keep_k", "test_queries": "test_queries"}.items()},
-    "21_train": {k: f"train.{v}" for k, v in {
-        "model": "embedder.model", "mode": "loss.mode", "tau": "loss.temperature", "kappa": "loss.kappa",
-        "ri_start_step": "loss.ri_start_step", "query_max_len": "embedder.query_max_len",
-        "passage_max_len": "embedder.passage_max_len", "lora_r": "embedder.lora.r", "lora_alpha": "embedder.lora.alpha",
-        "lora_dropout": "embedder.lora.dropout", "lora_targets": "embedder.lora.target_modules",
-        "gradient_checkpointing": "embedder.gradient_checkpointing", "bf16": "embedder.dtype (bfloat16)",
-        "batch_size": "batching.batch_size", "group_size": "batching.group_size", "max_steps": "max_steps",
-        "epochs": "epochs", "lr": "lr", "warmup_ratio": "warmup_ratio", "grad_cache_chunk": "grad_cache_chunk",
-        "deepspeed": "deepspeed", "save_every": "save_every", "seed": "seed"}.items()},
-    "22_evaluate": {"query_max_len": "evaluation.query_max_len", "passage_max_len": "evaluation.passage_max_len",
-                    "batch_size": "evaluation.batch_size", "dtype": "evaluation.embedder.dtype"},
-}
-
-@dataclass
-class Stage:
-    name: str
-    notebook: Path
-    params: dict = field(default_factory=dict)
-
-@dataclass
-class RunConfig:
-    name: str
-    stages: list[Stage]
-    output_root: str = "outputs"
-    source: str = "<dict>"
-    locations: dict = field(default_factory=dict)   # key path -> 'file:line' (or '--set ...') it came from
-
-# %% ../nbs/09_pipeline.ipynb #e8afb775
-def _check_param_types(stage: str, given: dict, defaults: dict, where):
-    for k, v in given.items():
-        d = defaults[k]
-        if d is None or v is None: continue
-        ok = isinstance(v, type(d)) or (isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool))
-        if isinstance(d, bool) != isinstance(v, bool): ok = False
-        if not ok:
-            raise ConfigError(f"{where(k)}: stage '{stage}', key '{k}': expected {type(d).__name__} like the notebook default {d!r}, got {type(v).__name__} {v!r}")
-
-def _check_blocks(stage: str, params: dict, nb: Path, where) -> dict:
-    """Each config block of a stage (e.g. 21_train's `train`) must be a valid config of its class; `where(key_path)`:
-    the location of a key, so an error names the line of the key itself. Returns the built configs."""
-    import importlib
-    built = {}
-    for name, path in config_blocks(nb).items():
-        if name not in params: continue
-        mod, cls = path.rsplit(".", 1)
-        try: built[name] = from_dict(getattr(importlib.import_module(mod), cls), params[name], where=f"stage '{stage}', {name}")
-        except (ConfigError, ValueError) as e:
-            keys = (name,) + tuple(getattr(e, "key_path", ()))
-            if getattr(e, "reason", None) is None: raise ConfigError(f"{where((name,))}: {e}") from None
-            inner = keys[1:-1] if e.reason.startswith("unknown key") else keys[1:]      # an unknown key: named by the reason
-            raise ConfigError(f"{where(keys)}: stage '{stage}', {name}: " + (f"key '{'.'.join(map(str, inner))}': " if inner else "")
-                              + e.reason, keys, e.reason) from None
-    return built
-
-# %% ../nbs/09_pipeline.ipynb #8664a4ae
-def _read_with_bases(path: Path, chain: tuple = ()) -> tuple[dict, list[str]]:
-    "The YAML at `path` with its `base:` chain deep-merged underneath; and the base files, nearest first."
-    if path.resolve() in chain: raise ConfigError(f"{path}: base files form a cycle ({' -> '.join(str(p) for p in chain)})")
-    d = load_yaml(path)
-    base = d.pop("base", None)
-    if base is None: return d, []
-    line = _yaml_key_lines(path.read_text()).get("base", "?")
-    if not isinstance(base, str): raise ConfigError(f"{path}:{line}: base: expected a file name, got {base!r}")
-    bp = path.parent / base
-    if not bp.exists(): raise ConfigError(f"{path}:{line}: base {base!r}: no such file ({bp})")
-    under, bases = _read_with_bases(bp, chain + (path.resolve(),))
-    return deep_merge(under, d), [str(bp)] + bases
-
-def _run_overrides(d: dict, sets: list[str]) -> dict:
-    "`stage.key=value` (or `name=` / `output_root=`) overrides of a run config dict."
-    paths = []
-    for s in sets:
-        key = s.split("=", 1)[0].strip()
-        if "=" not in s or ("." not in key and key not in ("name", "output_root")):
-            raise ConfigError(f"--set {s!r}: expected stage.key=value (e.g. train_ri.train.lr=5e-5), name=... or output_root=...")
-        stage = key.split(".", 1)[0]
-        if "." in key and stage not in (d.get("stages") or {}):
-            raise ConfigError(f"--set {s!r}: no stage '{stage}'{did_you_mean(stage, list(d.get('stages') or {}))}")
-        paths.append(s if "." not in key else f"stages.{stage}.params.{s.split('.', 1)[1]}")
-    return apply_overrides(d, paths)
-
-def read_run_config(path, sets: list[str] | None = None) -> dict:
-    "A run config as a dict: `base:` files merged underneath, stages set to null removed, `sets` applied (`_bases` lists the bases)."
-    d, bases = _read_with_bases(Path(path))
-    if isinstance(d.get("stages"), dict): d["stages"] = {k: v for k, v in d["stages"].items() if v is not None}
-    if sets: d = _run_overrides(d, sets)
-    return {**d, "_bases": bases} if bases else d
-
-# %% ../nbs/09_pipeline.ipynb #c28a0002
-def _node_locations(node, path: tuple, file: str, out: dict):
-    if not isinstance(node, yaml.MappingNode): return
-    for k, v in node.value:
-        p = path + (k.value,)
-        for q in [q for q in out if len(q) > len(p) and q[:len(p)] == p and not isinstance(v, yaml.MappingNode)]: del out[q]
-        out[p] = f"{file}:{k.start_mark.line + 1}"
-        _node_locations(v, p, file, out)
-
-def config_locations(path, sets: list[str] | None = None) -> dict[tuple, str]:
-    "Where each key path of a run config comes from: `('stages', 'evaluate', 'params', 'labels')` → `'file:line'` or `\"--set 'arg'\"`."
-    path = Path(path)
-    out: dict = {}
-    for f in reversed([path] + _read_with_bases(path)[1]):           # the base first, the profile on top
-        _node_locations(yaml.compose(Path(f).read_text()), (), str(f), out)
-    for s in sets or []:
-        key = s.split("=", 1)[0].strip()
-        p = ("stages", key.split(".")[0], "params", *key.split(".")[1:]) if "." in key else (key,)
-        for q in [q for q in out if len(q) > len(p) and q[:len(p)] == p]: del out[q]
-        out[p] = f"--set {s!r}"
-    return out
-
-def _where(locations: dict, path: tuple, source: str) -> str:
-    "The location of the longest prefix of `path` that has one (a default's error points at its stage), else `source`."
-    for n in range(len(path), 0, -1):
-        if tuple(path[:n]) in locations: return locations[tuple(path[:n])]
-    return source
-
-# %% ../nbs/09_pipeline.ipynb #f27130ca
-def parse_run_config(d: dict, source: str = "<dict>", lines: dict | None = None, nbs: Path | None = None,
-                     locations: dict | None = None) -> RunConfig:
-    """Check a run config against the notebooks' parameters and config blocks; errors name the file and line of the
-    key (`locations`, from `config_locations`; else `lines`, the top-level keys' lines), the stage and the key."""
-    locs = dict(locations or {}) or {(k,): f"{source}:{n}" for k, n in (lines or {}).items()}
-    at = lambda *p: _where(locs, p, source)
-    known = {"name", "stages", "output_root"}
-    for k in d:
-        if k not in known: raise ConfigError(f"{at(k)}: unknown top-level key '{k}' (known: {', '.join(sorted(known))})")
-    if "stages" not in d or not isinstance(d["stages"], dict) or not d["stages"]:
-        raise ConfigError(f"{at('stages')}: 'stages' must be a mapping of stage name -> {{notebook, params}}")
-    stages = []
-    for sname, spec in d["stages"].items():
-        key = lambda *p: at("stages", sname, "params", *p)
-        if not isinstance(spec, dict) or "notebook" not in spec:
-            raise ConfigError(f"{at('stages', sname)}: stage '{sname}' needs a 'notebook'")
-        extra = sorted(set(spec) - {"notebook", "params"})
-        if extra: raise ConfigError(f"{at('stages', sname, extra[0])}: stage '{sname}': unknown key '{extra[0]}' (use notebook / params)")
-        try: nb = find_notebook(spec["notebook"], nbs)
-        except ConfigError as e: raise ConfigError(f"{at('stages', sname, 'notebook')}: stage '{sname}': {e}") from None
-        defaults, params = notebook_parameters(nb), dict(spec.get("params") or {})
-        for k in params:
-            if k in INJECTED: raise ConfigError(f"{key(k)}: stage '{sname}': '{k}' is set by the pipeline, not the config")
-            if k in defaults: continue
-            moved = MOVED.get(nb.stem, {}).get(k)
-            if moved: raise ConfigError(f"{key(k)}: stage '{sname}': key '{k}' moved into a config block: write it as "
-                                        f"{moved} (see configs/ for examples)")
-            raise ConfigError(f"{key(k)}: stage '{sname}': unknown key '{k}' for notebook {nb.name}{did_you_mean(k, list(defaults))}")
-        _check_param_types(sname, params, defaults, key)
-        _check_blocks(sname, params, nb, lambda p: key(*p))
-        stages.append(Stage(sname, nb, params))
-    return RunConfig(name=str(d.get("name", "run")), stages=stages, output_root=str(d.get("output_root", "outputs")), source=source,
-                     locations=locs)
-
-def load_run_config(path, nbs: Path | None = None, sets: list[str] | None = None) -> RunConfig:
-    "Load a run config YAML (its `base:` merged in, `sets` applied) and check it; errors name the line of the key (or its `--set`)."
-    path = Path(path)
-    d = read_run_config(path, sets)
-    source = f"{path} (base: {' <- '.join(d['_bases'])})" if d.get("_bases") else str(path)
-    return parse_run_config({k: v for k, v in d.items() if k != "_bases"}, source, nbs=nbs, locations=config_locations(path, sets))
-
-# %% ../nbs/09_pipeline.ipynb #c28a0011
-# The top-level names each run notebook writes into its stage folder (what `@stage/<name>/...` can point at).
-STAGE_WRITES = {
-    "20_synthesize": ("train.jsonl", "heldout", "synthesis.json", "remixer", "remixer_configs.json", "stats.md", "scores.png",
-                      "triviality.json", "triviality.md", "triviality.png"),
-    "20b_msmarco": ("train.jsonl", "msmarco.json", "msmarco_config.yaml", "demo_set"),
-    "20a_prepare": ("train.jsonl", "heldout", "heldout_gold_ids.txt", "emb_cache", "prepare.json", "prepare_config.yaml",
-                    "stats.md", "demo_set", "llm_cache.sqlite"),
-    "21_train": ("model", "seeds.json", "train_summary.json", "train_config.yaml", "train_log.jsonl", "training_curves.png",
-                 "intensity.jsonl", "intensity.png"),
-    "22_evaluate": ("evaluation.json", "evaluation.md", "results", "ndcg10.png", "reproduction.json", "reproduction.md"),
-    "23_report": (),
-}
-# Ranges of the run notebooks' own parameters (a library config's fields carry theirs: `opt(range=...)`).
-PARAM_RANGES = {
-    "20_synthesize": {"heldout_fraction": "[0, 1)"},
-    "20a_prepare": {"demo_queries": "[1, inf)"},
-    "21_train": {"nproc_per_node": "[1, inf)", "nnodes": "[1, inf)", "node_rank": "[0, inf)", "master_port": "[1, 65535]",
-                 "intensity_samples": "[0, inf)"},
-}
-
-def stage_params(st: Stage) -> dict:
-    "A stage's parameters as they will run: the notebook's defaults, then the config's (without run_dir / stage_dir)."
-    return {k: v for k, v in {**notebook_parameters(st.notebook), **st.params}.items() if k not in INJECTED}
-
-def stage_references(obj, path: tuple = ()):
-    "`(key_path, '@stage/...')` for every stage reference in a stage's parameters (comma-separated lists, nested blocks)."
-    if isinstance(obj, dict):
-        for k, v in obj.items(): yield from stage_references(v, path + (k,))
-    elif isinstance(obj, list):
-        for v in obj: yield from stage_references(v, path)
-    elif isinstance(obj, str):
-        for part in obj.split(","):
-            if part.strip().startswith("@"): yield path, part.strip()
-
-# %% ../nbs/09_pipeline.ipynb #c28a0013
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-def model_problem(name: str) -> str | None:
-    "What is wrong with a model name (a short name, an existing model folder, a well-formed hub id, 'bm25', '@stage/...'); None if nothing. No download."
-    from reasonembed.hub import SHORT_NAMES
-    s = str(name).strip()
-    if not s: return "an empty model name"
-    if s.lower() in SHORT_NAMES or s.lower() == "bm25" or s.startswith("@"): return None
-    p = Path(s).expanduser()
-    if p.is_dir():
-        if any((p / f).exists() for f in ("config.json", "modules.json", "adapter_config.json")): return None
-        return f"{p}: folder has no config.json / modules.json / adapter_config.json; not a model folder"
-    if p.exists(): return f"{p}: a file, not a model folder"
-    if not s.startswith((".", "/", "~")) and _HUB_ID.match(s): return None
-    return f"'{s}': no such folder, and not a short name ({', '.join(SHORT_NAMES)}) or a hub id like 'org/name'"
-
-def _model_names(st: Stage, params: dict, built: dict):
-    "`(key_path, name)` of every model a stage will load: 22_evaluate's `models`, and the `model` of each embedder config in its blocks."
-    if st.notebook.stem == "22_evaluate":
-        for m in str(params.get("models") or "").split(","):
-            if m.strip(): yield ("models",), m.strip()
-    def walk(obj, path):
-        if not dataclasses.is_dataclass(obj): return
-        if type(obj).__name__ == "EmbedderConfig" and obj.model: yield path + ("model",), obj.model   # '': set by its holder
-        for f in dataclasses.fields(obj): yield from walk(getattr(obj, f.name), path + (f.name,))
-    for name, cfg in built.items():
-        if name in st.params: yield from walk(cfg, (name,))
-
-# %% ../nbs/09_pipeline.ipynb #c28a0015
-def _check_refs(rc: RunConfig, i: int, params: dict, run_dir, err):
-    "Every `@stage/...` of stage `i` names an earlier stage that writes it (or, with `run_dir`, something already there)."
-    order, st = {s.name: j for j, s in enumerate(rc.stages)}, rc.stages[i]
-    for keys, ref in stage_references(params):
-        stage, _, rest = ref[1:].partition("/")
-        if stage in order and order[stage] < i:
-            writes = STAGE_WRITES.get(rc.stages[order[stage]].notebook.stem)
-            first = rest.split("/")[0]
-            if writes is None or not first or first in writes or (run_dir and (Path(run_dir) / ref[1:]).exists()): continue
-            err(keys, f"'{ref}': stage '{stage}' ({rc.stages[order[stage]].notebook.stem}) does not write '{first}'"
-                      f"{did_you_mean(first, list(writes))}")
-        if run_dir and (Path(run_dir) / ref[1:]).exists(): continue
-        if stage in order: err(keys, f"'{ref}': stage '{stage}' runs {'after' if order[stage] > i else 'as'} stage '{st.name}'; "
-                                     "a stage reads only what an earlier stage wrote")
-        earlier = [s.name for s in rc.stages[:i]]
-        err(keys, f"'{ref}': no stage '{stage}' before '{st.name}' in this run"
-                  + (did_you_mean(stage, earlier) if earlier else " (it is the first stage)"))
-
-def _check_evaluate(params: dict, err):
-    "22_evaluate: a model and a benchmark at least; one label per model."
-    split = lambda s: [x.strip() for x in str(s or "").split(",") if x.strip()]
-    models, labels = split(params.get("models")), split(params.get("labels"))
-    if not models: err(("models",), "no model to evaluate")
-    if not any(params.get(k) for k in ("heldout_dir", "bright_dir", "r2med_dir")):
-        err(("heldout_dir",), "nothing to evaluate on: set heldout_dir, bright_dir or r2med_dir")
-    if labels and len(labels) != len(models):
-        err(("labels",), f"{len(labels)} labels for {len(models)} models ({params.get('models')!r}): give one label per model, or labels: ''")
-
-STAGE_CHECKS = {"22_evaluate": _check_evaluate}
-
-# %% ../nbs/09_pipeline.ipynb #c28a0016
-def check_run_config(rc: RunConfig, run_dir=None) -> RunConfig:
-    """Everything a run will need, checked before it starts (`--check`, `run`, `--resume`): stage references, ranges,
-    labels against models, model names. An error names the file and line of the key (or its `--set`), the stage and the key."""
-    for i, st in enumerate(rc.stages):
-        def err(keys, msg, st=st):
-            path = ("stages", st.name, "params", *keys)
-            raise ConfigError(f"{_where(rc.locations, path, rc.source)}: stage '{st.name}', key '{'.'.join(map(str, keys))}': {msg}", tuple(keys), msg)
-        params = stage_params(st)
-        _check_refs(rc, i, params, run_dir, err)
-        for k, rng in PARAM_RANGES.get(st.notebook.stem, {}).items():
-            if (bad := value_problem(params.get(k), rng)): err((k,), bad)
-        if (check := STAGE_CHECKS.get(st.notebook.stem)): check(params, err)
-        built = _check_blocks(st.name, st.params, st.notebook, lambda p: _where(rc.locations, ("stages", st.name, "params", *p), rc.source))
-        for keys, name in _model_names(st, params, built):
-            if (bad := model_problem(name)): err(keys, bad)
-    return rc
+__all__ = ['log', 'StageOutput', 'stage_fingerprint', 'StageError', 'execute_stages', 'RunLockedError', 'run_lock',
+           'run_pipeline', 'resume_run', 'run_summary', 'outputs_root', 'stage_dirs', 'stage_ref', 'stage_refs',
+           'checkout_path', 'run_cli']
 
 # %% ../nbs/09_pipeline.ipynb #be014bb7
 _CURSOR = re.compile(r"\x1b\[[0-9;?]*[A-HJKSTfhlsu]")     # cursor moves and erasures (colours stay)
@@ -643,6 +319,12 @@ def stage_refs(obj, run_dir):
     if isinstance(obj, dict): return {k: stage_refs(v, run_dir) for k, v in obj.items()}
     if isinstance(obj, list): return [stage_refs(v, run_dir) for v in obj]
     return stage_ref(obj, run_dir)
+
+# %% ../nbs/09_pipeline.ipynb #822caf7f
+def checkout_path(path: str) -> str:
+    "An absolute `path` unchanged; a relative one: from here if it exists, else from the top of the checkout (beside `nbs/`), resolved."
+    if not path or Path(path).is_absolute(): return path
+    return str(next((p for p in (Path(path), notebooks_dir().resolve().parent / path) if p.exists()), Path(path)).resolve())
 
 # %% ../nbs/09_pipeline.ipynb #62d605de
 def run_cli(

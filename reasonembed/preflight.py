@@ -11,21 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from .benchmarks import BRIGHT_HUB_ID, BRIGHT_REVISION, BRIGHT_TASKS, MAX_LEN, R2MED_REVISIONS, R2MED_TASKS
+from .benchmarks import DEFAULT_BENCHMARK, benchmark_runs, get_benchmark
 from .config import from_dict
 from .core import cache_dir, get_logger
 from .hub import SHORT_NAMES, hub_offline, hub_settings, resolve_model
-from .models import (EmbedderBase, EmbedderConfig, PROBE_TEXT, ids_difference, is_decoder_config, load_tokenizer,
-                                restore_saved_pipeline, saved_ids)
-from .pipeline import config_blocks, load_run_config, stage_params
+from .backbones import PROBE_TEXT, ids_difference, is_decoder_config, load_tokenizer, restore_saved_pipeline, saved_ids
+from .models import EmbedderBase, EmbedderConfig
+from .profiles import config_blocks, load_run_config, stage_params
 
 log = get_logger("preflight")
 
 # %% auto #0
-__all__ = ['log', 'STATUSES', 'SMALL_FILES', 'FLAG_CLASSES_4X', 'BRIGHT_DOCS', 'GiB', 'CHARS_PER_TOKEN', 'Check',
-           'preflight_table', 'ModelUse', 'profile_models', 'fetch_small_files', 'flags_caveat', 'tokenizer_check',
-           'llama3_style_tokenizer', 'dataset_checks', 'disk_check', 'parameter_count', 'gpu_check', 'longest_prompt',
-           'llm_check', 'preflight', 'preflight_cli']
+__all__ = ['log', 'STATUSES', 'SMALL_FILES', 'FLAG_CLASSES_4X', 'GiB', 'CHARS_PER_TOKEN', 'Check', 'preflight_table', 'ModelUse',
+           'profile_models', 'fetch_small_files', 'flags_caveat', 'tokenizer_check', 'llama3_style_tokenizer',
+           'dataset_checks', 'disk_check', 'parameter_count', 'gpu_check', 'longest_prompt', 'llm_check', 'preflight',
+           'preflight_cli']
 
 # %% ../nbs/09a_preflight.ipynb #c606fa7a
 STATUSES = ("OK", "WARN", "FAIL")
@@ -94,12 +94,12 @@ def profile_models(config_path, overrides=()) -> tuple[list[ModelUse], list[tupl
             if ev is None:
                 from reasonembed.evaluation import EvalConfig
                 ev = EvalConfig()
-            bench = tuple(b for b, k in (("bright", "bright_dir"), ("r2med", "r2med_dir")) if params.get(k)) or ("bright",)
+            bench = tuple(benchmark_runs(params.get("benchmarks"), f"stage '{st.name}', benchmarks")) or (DEFAULT_BENCHMARK,)
             for m in str(params.get("models") or "").split(","):
                 if not m.strip() or m.strip().lower() == "bm25": continue
                 e = copy.deepcopy(ev.embedder); e.model = m.strip()
-                e.query_max_len = ev.query_max_len or max(MAX_LEN[b] for b in bench)
-                e.passage_max_len = ev.passage_max_len or max(MAX_LEN[b] for b in bench)
+                e.query_max_len = ev.query_max_len or max(get_benchmark(b).max_len for b in bench)
+                e.passage_max_len = ev.passage_max_len or max(get_benchmark(b).max_len for b in bench)
                 models.append(ModelUse(st.name, "models", e, "encode", ev.batch_size, bench))
         for name, cfg in built.items():
             for path, e in _embedders(cfg, (name,)):
@@ -206,34 +206,33 @@ def dataset_checks(stages) -> list[Check]:
         p = stage_params(st)
         ev = p.get("evaluation") or {}
         if st.notebook.stem == "22_evaluate":
-            if p.get("bright_dir") == "hub": add(BRIGHT_HUB_ID, ev.get("revision") or BRIGHT_REVISION)
-            if p.get("r2med_dir") == "hub":
-                tasks = [t.strip() for t in str(p.get("r2med_tasks") or "").split(",") if t.strip()] or R2MED_TASKS
-                for t in tasks: add(f"R2MED/{t}", ev.get("revision") or R2MED_REVISIONS.get(t))
+            for name, run in benchmark_runs(p.get("benchmarks"), f"stage '{st.name}', benchmarks").items():
+                if run["data_dir"] is not None: continue                    # a local folder: nothing on the hub
+                b = get_benchmark(name)
+                for t in run["tasks"] or b.tasks: add(b.hub_repo(t), ev.get("revision") or b.revision_for(t))
         for d in str(p.get("data") or "").split(","):
             d = d.strip()
             if d.count("/") == 1 and not d.startswith(("@", ".", "/", "~")) and not Path(d).exists(): add(d, None)
     return rows
 
 # %% ../nbs/09a_preflight.ipynb #2f252f74
-BRIGHT_DOCS = {"biology": 57359, "earth_science": 121249, "economics": 50220, "psychology": 52835, "robotics": 61961,
-               "stackoverflow": 107081, "sustainable_living": 60792, "leetcode": 413932, "pony": 7894, "aops": 188002,
-               "theoremqa_questions": 188002, "theoremqa_theorems": 23839}    # documents per task (BRIGHT, Su et al. 2024, Table 1)
 GiB = 1024 ** 3
 
 def disk_check(uses: list[tuple[ModelUse, dict]], folder=None) -> Check | None:
     "Documents × dimension × 2 bytes over the evaluated models (`(use, hf config)` pairs) against the free space of the cache folder."
-    need, unknown = 0, set()
+    need, unknown, counted = 0, set(), set()
     for use, hf in uses:
         if use.stage is None or use.role != "encode" or not use.benchmarks: continue
         dim = hf.get("hidden_size") or hf.get("d_model") or 0
-        need += sum(BRIGHT_DOCS.values()) * dim * 2 if "bright" in use.benchmarks else 0
-        unknown |= {b for b in use.benchmarks if b != "bright"}
+        for name in use.benchmarks:                 # documents per task: the benchmark's registry record (`n_docs`)
+            b = get_benchmark(name)
+            if b.n_docs: need += sum(b.n_docs.values()) * dim * 2; counted.add(b.title)
+            else: unknown.add(name)
     if not need: return None
     p = Path(folder) if folder else cache_dir() / "embeddings"
     while not p.exists(): p = p.parent
     free = shutil.disk_usage(p).free
-    detail = f"needs ~{need / GiB:.1f} GiB (BRIGHT documents × dimension × 2 bytes), {free / GiB:.1f} GiB free at {p}"
+    detail = f"needs ~{need / GiB:.1f} GiB ({', '.join(sorted(counted))} documents × dimension × 2 bytes), {free / GiB:.1f} GiB free at {p}"
     if unknown: detail += f"; {', '.join(sorted(unknown))} not counted (document counts not known here)"
     return Check("disk", "corpus cache", "FAIL" if need > free else "OK", detail)
 
@@ -274,8 +273,9 @@ CHARS_PER_TOKEN = 3          # a conservative ratio for English, code and math (
 
 def longest_prompt(role: str, cfg) -> int | None:
     "Tokens of the longest prompt + answer the stage sends to the LLM of `role` (an estimate); None if not known."
-    sampling = {"annotator": "annotation_sampling", "generator": "generation_sampling", "reasoner": "reasoning_sampling"}.get(role)
-    answer = getattr(getattr(cfg, sampling, None), "max_tokens", None) or 0 if sampling else 0
+    if role == "reasoner": sampling = getattr(getattr(cfg, "reasoner", None), "sampling", None)   # ReasonerConfig holds its own
+    else: sampling = getattr(cfg, {"annotator": "annotation_sampling", "generator": "generation_sampling"}.get(role, ""), None)
+    answer = getattr(sampling, "max_tokens", None) or 0
     if role == "annotator":
         chars = getattr(cfg, "annotation_max_doc_chars", None)
         return None if not chars else chars // CHARS_PER_TOKEN + 1024 + answer
@@ -286,7 +286,7 @@ def llm_check(stage: str, key: str, spec, cfg, timeout: float = 5.0) -> list[Che
     import httpx
     if spec.backend != "openai": return [Check("llm", f"{stage}.{key}", "OK", f"{spec.backend} backend: loaded in process ({spec.model})")]
     urls = spec.options.get("base_urls") or ["http://127.0.0.1:8000/v1"]
-    role, rows = key.rsplit(".", 1)[-1], []
+    role, rows = "reasoner" if key.endswith("reasoner.llm") else key.rsplit(".", 1)[-1], []   # the reasoner's spec: reasoner.llm
     need = longest_prompt(role, cfg)
     for u in [urls] if isinstance(urls, (str, dict)) else urls:
         url = u["url"] if isinstance(u, dict) else u
@@ -316,7 +316,7 @@ def _model_rows(use: ModelUse, fix: bool) -> tuple[list[Check], dict | None]:
     rows = [Check("model", subject, "OK", f"{use.stage}.{use.key}: " + (f"from the {sha}" if sha == "offline cache" else "a local folder" if sha == "local" else f"resolves to {sha[:12]}"))]
     try: rows.append(tokenizer_check(folder, e, subject, fix=fix))
     except Exception as ex: rows.append(Check("tokenizer", subject, "FAIL", f"{type(ex).__name__}: {str(ex).splitlines()[0][:200]}"))
-    from reasonembed.models import transformer_folder
+    from reasonembed.backbones import transformer_folder
     return rows, json.loads((transformer_folder(folder) / "config.json").read_text())
 
 # %% ../nbs/09a_preflight.ipynb #d205d142

@@ -18,40 +18,34 @@ from tqdm.auto import tqdm
 from .config import ConfigError, config_help, from_dict, load_config, opt, to_dict
 from .core import fingerprint, get_logger
 from .data import DataError, Doc, Query, TrainSample, check_out_dir, iter_jsonl, text_lines, parse_record, pydoc_corpus, text_md5, to_json, write_jsonl
-from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
-from .benchmarks import (BRIGHT_HUB_ID, BRIGHT_REVISION, R2MED_REVISIONS, load_bright_task, load_r2med_task,
+from .domains import BRIGHT_DOMAINS, CustomDomain, Domain, get_domain, make_domain
+from .benchmarks import (BRIGHT_HUB_ID, BRIGHT_LAYOUT, BRIGHT_REVISION, LAYOUTS, R2MED_REVISIONS, load_bright_task, load_r2med_task,
                                     variant_config, beir_row, r2med_local_file, write_local_task, bright_local_file, list_local_tasks,
                                     local_instructions, located_rows, row_field, id_list, read_documents, read_queries)
 from .hub import OFFLINE_DATASETS, dataset_name, hub_file, resolve_dataset
 from .llm import SamplingParams
 from .models import EmbedderConfig
-from .prompts import compose_q_prime, keyed_rng, reasoning_messages, strip_thinking
-from .synthesis import CustomDomain, LLMSpec, RemixerConfig
+from .prompts import keyed_rng, reasoning_query
+from .remixer import ReasonerConfig, reason_queries
 
 log = get_logger("prepare")
 
 # %% auto #0
-__all__ = ['log', 'HINT_LABEL', 'LabelledSetSettings', 'SplitSettings', 'NegativeSettings', 'QPrimeSettings', 'PrepareConfig',
-           'check_config', 'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files', 'load_labelled',
-           'read_id_lines', 'split_queries', 'mine_negatives', 'reasoning_file_path', 'read_reasoning_file',
-           'reasoning_queries', 'resolve_domain', 'split_training_queries', 'q_prime_texts', 'training_rows',
-           'q_prime_stats', 'prepare_stats', 'prepare', 'stats_table', 'prepare_cli']
+__all__ = ['log', 'HINT_LABEL', 'PrepareConfig', 'check_config', 'demo_labelled_set', 'demo_config', 'LabelledTask', 'task_files',
+           'load_labelled', 'split_heldout', 'read_id_lines', 'split_queries', 'mine_negatives', 'reasoning_file_path',
+           'read_reasoning_file', 'pick_q_primes', 'resolve_domain', 'split_training_queries', 'q_prime_texts',
+           'training_rows', 'q_prime_stats', 'prepare_stats', 'prepare', 'stats_table', 'prepare_cli']
 
-# %% ../nbs/05c_prepare.ipynb #07b597c2
-def _from_remixer(name: str):
-    "The default of `RemixerConfig.<name>` (ReMixer's stage 4 is the home of the reasoning prompt's settings)."
-    f = {f.name: f for f in dataclasses.fields(RemixerConfig)}[name]
-    return f.default_factory if f.default_factory is not dataclasses.MISSING else (lambda: f.default)
-
-# %% ../nbs/05c_prepare.ipynb #76447888
+# %% ../nbs/05c_prepare.ipynb #cfbf6e73
 @dataclass
-class LabelledSetSettings:
-    "Where the labelled set is, in which layout, and what a bad row does."
+class PrepareConfig:
+    "A labelled retrieval set → training rows (gold positives, mined hard negatives, q′) and a held-out benchmark."
+    # Where the labelled set is, in which layout, and what a bad row does.
     source: str = opt("", help="the labelled set: an offline dataset ('theoremqa-mini'), a local folder, or a hub dataset id "
                                "('xlangai/BRIGHT'; for the r2med layout the organisation, 'R2MED')")
     task: str = opt("", help="bright layout: the task of examples/<task> and documents/<task> ('': the folder's only task); "
                              "r2med layout: the task folder (or '.' when source is the folder itself)")
-    layout: Literal["bright", "r2med"] = opt("bright", help="'bright': examples + documents (id, query, gold_ids, excluded_ids; "
+    layout: str = opt(BRIGHT_LAYOUT.name, choices=list(LAYOUTS), help="a local layout (reasonembed.benchmarks.LAYOUTS): 'bright': examples + documents (id, query, gold_ids, excluded_ids; "
                                              "id, content); 'r2med': corpus (id, text), query (id, text), qrels (q_id, p_id, score; "
                                              "or a 'qid docid score' .tsv/.txt); BEIR's names too (_id, queries.jsonl, qrels/test.tsv)")
     setting: Literal["short", "long"] = opt("short", help="bright layout: documents + gold_ids, or long_documents + gold_ids_long")
@@ -59,11 +53,7 @@ class LabelledSetSettings:
     strict_gold: bool = opt(True, help="a gold id missing from the corpus is an error naming file and line; False: drop it (counted)")
     empty_documents: Literal["error", "drop"] = opt("error", help="a document without text: 'error' names its file and line; 'drop' "
                                                      "leaves it out of the corpus and of the gold ids (both counted)")
-
-# %% ../nbs/05c_prepare.ipynb #85838399
-@dataclass
-class SplitSettings:
-    "The rows' domain, and which queries are held out."
+    # The rows' domain, and which queries are held out.
     domain: str | None = opt(None, help="the rows' domain: a BRIGHT domain, or custom_domain's name; None: the task's when it "
                                         "is a BRIGHT domain, else custom_domain, else a domain named after the task with the set's instruction")
     custom_domain: CustomDomain | None = opt(None, help="a user-defined domain (name, description, kind, instruction, sizes), as ReMixer's")
@@ -71,11 +61,7 @@ class SplitSettings:
     train_ids: str | None = opt(None, help="file of training query ids, one per line (None: every query not held out)")
     heldout_fraction: float = opt(0.2, range="[0, 1)", help="share of the queries held out, drawn with seed, when no id file is given (0: none)")
     seed: int = opt(0, help="seed of the split and of 'random' negative sampling")
-
-# %% ../nbs/05c_prepare.ipynb #190d8e25
-@dataclass
-class NegativeSettings:
-    "The miner of the hard negatives, and which of its ranks they come from."
+    # The miner of the hard negatives, and which of its ranks they come from.
     miner: EmbedderConfig = opt(help="the embedder whose ranking of the corpus gives the hard negatives",
                                 default_factory=lambda: EmbedderConfig(model="minilm"))
     embed_batch_size: int = opt(32, help="encoding batch size of the miner")
@@ -85,33 +71,23 @@ class NegativeSettings:
     rank_window: list[int] = opt([0, 100], help="[first, end): 0-based ranks of the miner's ranking (excluded ids removed) "
                                                 "negatives come from; first > 0 skips the top, where unlabelled positives sit")
     sampling: Literal["top", "random"] = opt("top", help="'top': the best-ranked candidates of the window; 'random': a seeded sample of them")
-
-@dataclass
-class QPrimeSettings:
-    "Where q′ comes from: a field of the query rows, a side file, a reasoner (ReMixer's stage 4), the oracle hint; in `q_prime_order`."
+    # Where q′ comes from: a field of the query rows, a side file, a reasoner (ReMixer's stage 4), the oracle hint, in `q_prime_order`.
     reasoning_field: str | None = opt(None, help="a field of the query rows (BRIGHT examples: 'reasoning'): q′ = query + its text")
     reasoning_file: str | None = opt(None, help="a JSONL side file of reasoning texts keyed by query id ('id' and reasoning_file_field): "
                                               "a path, or DATASET:NAME for NAME.jsonl shipped with an offline dataset ('theoremqa-mini:solutions')")
     reasoning_file_field: str = opt("text", help="the text field of reasoning_file's rows (theoremqa-mini:solutions: 'solution')")
-    reasoner: LLMSpec | None = opt(None, help="an LLM writing q′ with ReMixer's reasoning prompt for the rows the sources before 'llm' leave without one")
-    reasoning_sampling: SamplingParams = opt(help="the reasoner's sampling (ReMixer's stage-4 defaults)",
-                                             default_factory=_from_remixer("reasoning_sampling"))
-    reasoning_words: int = opt(help="word budget of the reasoning (ReMixer's default)", default_factory=_from_remixer("reasoning_words"))
+    reasoner: ReasonerConfig = opt(help="ReMixer's stage-4 reasoner (llm, sampling, words): its llm writes q′ for the rows the sources "
+                                        "before 'llm' leave without one (llm None: no reasoner)", default_factory=ReasonerConfig)
     llm_cache: str | None = opt(None, help="the reasoner's response cache (default: <out>/llm_cache.sqlite)")
     q_prime_order: list[Literal["field", "file", "llm", "hint"]] = opt(["field", "file", "llm"], help="q′ sources in order of preference: "
         "a row takes the first that gives it a text ('field', 'file', 'llm' are used when configured); 'hint' is an ORACLE ABLATION, "
         "never a default: q′ = query + its positive document's title (first line), labelled as such in prepare.json and the tables")
-
-
-# %% ../nbs/05c_prepare.ipynb #cfbf6e73
-@dataclass
-class PrepareConfig(QPrimeSettings, NegativeSettings, SplitSettings, LabelledSetSettings):   # keys: the last base's first
-    "A labelled retrieval set → training rows (gold positives, mined hard negatives, q′) and a held-out benchmark."
+    # The run.
     chunk_size: int = opt(64, help="queries per LLM request and per mining step")
 
     def __post_init__(self):
         self.source = resolve_dataset(self.source)           # 'theoremqa-mini' -> the packaged folder
-        if not str(self.task).strip() and self.layout == "bright" and Path(self.source).is_dir():
+        if not str(self.task).strip() and not LAYOUTS[self.layout].task_folders and Path(self.source).is_dir():
             tasks = list_local_tasks(self.source)
             if len(tasks) == 1: self.task = tasks[0]
 
@@ -126,13 +102,16 @@ def check_config(cfg: PrepareConfig) -> None:
     if len(w) != 2 or not 0 <= w[0] < w[1]: raise ConfigError(f"rank_window = {w}: expected [first, end] with 0 <= first < end")
     if cfg.n_negatives > w[1] - w[0]:
         raise ConfigError(f"n_negatives ({cfg.n_negatives}) exceeds the rank window {w} ({w[1] - w[0]} ranks)")
-    for name in ("embed_batch_size", "chunk_size", "reasoning_words"):
+    for name in ("embed_batch_size", "chunk_size"):
         if getattr(cfg, name) < 1: raise ConfigError(f"{name} = {getattr(cfg, name)}: must be >= 1")
-    if cfg.layout == "r2med" and cfg.setting != "short": raise ConfigError("setting 'long' is for the bright layout")
+    if cfg.reasoner.words < 1: raise ConfigError(f"reasoner.words = {cfg.reasoner.words}: must be >= 1")
+    if cfg.setting not in LAYOUTS[cfg.layout].settings:
+        raise ConfigError(f"setting {cfg.setting!r} is for the {' or '.join(n for n, l in LAYOUTS.items() if cfg.setting in l.settings)} layout")
     order = list(cfg.q_prime_order)
     if len(set(order)) != len(order): raise ConfigError(f"q_prime_order = {order}: a source listed twice")
-    for key, src in (("reasoning_field", "field"), ("reasoning_file", "file"), ("reasoner", "llm")):
-        if getattr(cfg, key) and src not in order:
+    for key, val, src in (("reasoning_field", cfg.reasoning_field, "field"), ("reasoning_file", cfg.reasoning_file, "file"),
+                          ("reasoner.llm", cfg.reasoner.llm, "llm")):
+        if val and src not in order:
             raise ConfigError(f"{key} is set but q_prime_order = {order} leaves out '{src}': add it, or unset {key}")
     if "hint" in order: log.warning("q_prime_order has 'hint': q′ = query + its positive's title, an ORACLE ablation, not a real q′")
 
@@ -183,29 +162,29 @@ class LabelledTask:
 def _hub_like(source: str, layout: str) -> bool:
     s = str(source)
     if s.startswith((".", "/", "~")): return False
-    return s.count("/") == 1 if layout == "bright" else "/" not in s
+    return LAYOUTS[layout].hub_like(s)
 
 def task_files(cfg: PrepareConfig) -> dict[str, Path | None]:
     "The files of the task (hub files fetched into the cache); None for a local file that is not there."
     local = Path(cfg.source).expanduser()
-    if cfg.layout == "bright":
+    if LAYOUTS[cfg.layout].gold_in_queries:                    # BRIGHT layout: the queries carry their gold ids
         configs = {"queries": variant_config("original"), "documents": "documents" if cfg.setting == "short" else "long_documents"}
         if local.exists(): return {k: bright_local_file(local, c, cfg.task) for k, c in configs.items()}
-        if not _hub_like(cfg.source, "bright"): raise DataError(f"{cfg.source}: no such directory, and not a hub dataset id like '{BRIGHT_HUB_ID}'")
+        if not _hub_like(cfg.source, cfg.layout): raise DataError(f"{cfg.source}: no such directory, and not a hub dataset id like '{BRIGHT_HUB_ID}'")
         rev = cfg.revision or (BRIGHT_REVISION if cfg.source == BRIGHT_HUB_ID else None)
         return {k: hub_file(cfg.source, f"{c}/{cfg.task}-00000-of-00001.parquet", rev) for k, c in configs.items()}
     what = {"documents": "corpus", "queries": "query", "qrels": "qrels"}      # our names -> the benchmark loader's
     if local.exists():
         folder = local / cfg.task if (local / cfg.task).is_dir() else local
         return {k: r2med_local_file(folder, w) for k, w in what.items()}
-    if not _hub_like(cfg.source, "r2med"): raise DataError(f"{cfg.source}: no such directory, and not a hub organisation like 'R2MED'")
+    if not _hub_like(cfg.source, cfg.layout): raise DataError(f"{cfg.source}: no such directory, and not a hub organisation like 'R2MED'")
     rev = cfg.revision or R2MED_REVISIONS.get(cfg.task)
     return {k: hub_file(f"{cfg.source}/{cfg.task}", f"{w}.jsonl", rev) for k, w in what.items()}
 
 # %% ../nbs/05c_prepare.ipynb #9f28d2db
 def _check_documents(cfg: PrepareConfig, path) -> tuple[dict[str, str], set[str]]:
     "`({document id: location}, empty documents to drop)`; a repeated id, or an empty text under `empty_documents: error`, names file and line."
-    bright = cfg.layout == "bright"
+    bright = LAYOUTS[cfg.layout].gold_in_queries             # BRIGHT's names; R2MED's (and BEIR's) otherwise
     rows = [(loc, r if bright else beir_row(r, "corpus")) for loc, r in located_rows(path)]
     _, where, empty = read_documents(rows, path, "content" if bright else "text", cfg.empty_documents)   # the evaluation's reader
     return where, empty
@@ -213,7 +192,7 @@ def _check_documents(cfg: PrepareConfig, path) -> tuple[dict[str, str], set[str]
 # %% ../nbs/05c_prepare.ipynb #ce4451cd
 def _check_rows(cfg: PrepareConfig, files: dict[str, Path]) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]], set[str]]:
     "`(query locations, q′ field texts, (query id, gold id) pairs missing from the corpus, empty documents dropped)`; errors name file and line."
-    bright = cfg.layout == "bright"
+    bright = LAYOUTS[cfg.layout].gold_in_queries             # gold ids in the query rows, else a qrels file
     q_key = "query" if bright else "text"
     gold_key = "gold_ids" if cfg.setting == "short" else "gold_ids_long"
     docs, empty = _check_documents(cfg, files["documents"])
@@ -248,7 +227,7 @@ def load_labelled(cfg: PrepareConfig) -> LabelledTask:
     "Check the raw rows (errors name file and line), then load the task with the benchmark loaders."
     files = task_files(cfg)
     def load(strict):
-        if cfg.layout == "bright":
+        if LAYOUTS[cfg.layout].gold_in_queries:
             rev = cfg.revision or (BRIGHT_REVISION if cfg.source == BRIGHT_HUB_ID else None)
             return load_bright_task(cfg.task, cfg.source, setting=cfg.setting, revision=rev, strict_gold=strict,
                                     instructions=local_instructions(cfg.source) if Path(cfg.source).is_dir() else None,
@@ -267,6 +246,16 @@ def load_labelled(cfg: PrepareConfig) -> LabelledTask:
     if len(missing) > n_empty_gold: log.warning(f"{len(missing) - n_empty_gold} gold id(s) not in the corpus dropped (strict_gold false)")
     return LabelledTask(docs, queries, qrels, {k: str(p) for k, p in files.items()}, where, texts, len(missing) - n_empty_gold,
                         len(empty), n_empty_gold)
+
+# %% ../nbs/05c_prepare.ipynb #f912fe2d
+def split_heldout(ids: list[str], fraction: float, seed: int, key: str = "") -> tuple[list[str], list[str]]:
+    """`(held-out ids, the other ids)`, both in the seeded shuffle of the sorted ids (`key`: the task or domain, so that two
+    of them split apart): `round(len(ids) * fraction)` held out, and when `fraction > 0`, at least one and never all."""
+    order = sorted(ids)
+    random.Random(f"{seed}:{key}").shuffle(order)
+    n = round(len(order) * fraction)
+    if fraction > 0 and len(order) > 1: n = min(len(order) - 1, max(1, n))
+    return order[:n], order[n:]
 
 # %% ../nbs/05c_prepare.ipynb #450a8d15
 def read_id_lines(path) -> list[tuple[str, str]]:
@@ -290,11 +279,7 @@ def split_queries(qids: list[str], cfg: PrepareConfig) -> tuple[list[str], list[
         both = next((i for i in train if i in held), None)
         if both is not None: raise DataError(f"{train[both]}: query id {both!r} is also held out ({held[both]}): the split overlaps")
     if held is None and train is None:
-        order = sorted(qids)
-        random.Random(f"{cfg.seed}:{cfg.task}").shuffle(order)
-        n = round(len(order) * cfg.heldout_fraction)
-        if cfg.heldout_fraction > 0 and len(order) > 1: n = min(len(order) - 1, max(1, n))
-        held = dict.fromkeys(order[:n], "")
+        held = dict.fromkeys(split_heldout(qids, cfg.heldout_fraction, cfg.seed, cfg.task)[0], "")
     if held is None: held = {i: "" for i in qids if i not in train}
     if train is None: train = {i: "" for i in qids if i not in held}
     return [i for i in qids if i in train], [i for i in qids if i in held]
@@ -363,9 +348,9 @@ def read_reasoning_file(path, field: str) -> dict[str, str]:
 
 
 # %% ../nbs/05c_prepare.ipynb #e93cf926
-def reasoning_queries(queries: list[Query], texts: dict[str, dict[str, str]], domain: Domain, llm=None,
-                      params: SamplingParams | None = None, max_words: int = 256, chunk_size: int = 64,
-                      order=("field", "file", "llm")) -> tuple[dict[str, tuple[str, str]], Counter]:
+def pick_q_primes(queries: list[Query], texts: dict[str, dict[str, str]], domain: Domain, llm=None,
+                  params: SamplingParams | None = None, max_words: int = 256, chunk_size: int = 64,
+                  order=("field", "file", "llm")) -> tuple[dict[str, tuple[str, str]], Counter]:
     """`({query id: (q′, source)}, counts)`: a query takes the first source of `order` that gives it a text (`texts['field'|'file'|'hint']`;
     'llm' asks `llm`, only for the queries the sources before it leave without one), else `(query, 'none')`. counts: `llm_too_long`, `llm_empty`."""
     order, counts = list(order), Counter()
@@ -376,29 +361,22 @@ def reasoning_queries(queries: list[Query], texts: dict[str, dict[str, str]], do
         if need: llm = llm() if callable(llm) and not hasattr(llm, "chat") else llm
         bar = tqdm(total=len(need), desc="q' by the reasoner", unit="q", disable=not need)
         for chunk in _chunks(need, chunk_size):
-            answers = llm.chat([reasoning_messages(domain, q.text, max_words) for q in chunk], params, desc="q' reasoning",
-                               cache_tag="reason", skip_too_long=True)
-            for q, outs in zip(chunk, answers):
-                if outs and outs[0] is None: counts["llm_too_long"] += 1; continue          # longer than the reasoner's context
-                r = strip_thinking(outs[0] if outs else "").strip()
-                if r: got["llm"][q.id] = r
+            for q, (r, _) in zip(chunk, reason_queries(llm, domain, [q.text for q in chunk], params, max_words)):
+                if r is None: counts["llm_too_long"] += 1                                  # longer than the reasoner's context
+                elif r: got["llm"][q.id] = r
                 else: counts["llm_empty"] += 1
             bar.update(len(chunk))
         bar.close()
     out = {}
     for q in queries:
         s = next((s for s in order if q.id in got.get(s, {})), None)
-        out[q.id] = (compose_q_prime(q.text, got[s][q.id]), s) if s else (q.text, "none")
+        out[q.id] = (reasoning_query(q.text, got[s][q.id]), s) if s else (q.text, "none")
     return out, counts
-
 
 # %% ../nbs/05c_prepare.ipynb #0b205aa3
 def resolve_domain(cfg: PrepareConfig, instruction: str, task: str) -> Domain:
     "The rows' domain: `domain`, `custom_domain`, the task's BRIGHT domain, or one named `task` with `instruction`."
-    custom = None
-    if cfg.custom_domain is not None:
-        c = cfg.custom_domain
-        custom = make_domain(c.name, c.kind, c.description, instruction=c.instruction, group_size=c.group_size, batch_size=c.batch_size)
+    custom = cfg.custom_domain.domain() if cfg.custom_domain is not None else None
     name = cfg.domain or (custom.name if custom else None) or (cfg.task if cfg.task in BRIGHT_DOMAINS else None)
     if name: return get_domain(name, custom)
     return make_domain(task, "post", task, instruction=instruction)
@@ -501,7 +479,7 @@ def _input_files(cfg: PrepareConfig) -> dict[str, Path]:
     "The files a `prepare` run reads: the labelled set's (hub files fetched) and the split's id files."
     files = {k: Path(p) for k, p in task_files(cfg).items() if p is not None}
     inst = Path(cfg.source) / "instructions.json"
-    if cfg.layout == "bright" and inst.is_file(): files["instructions"] = inst
+    if LAYOUTS[cfg.layout].gold_in_queries and inst.is_file(): files["instructions"] = inst
     for k in ("heldout_ids", "train_ids"):
         if getattr(cfg, k): files[k] = Path(getattr(cfg, k))
     if cfg.reasoning_file and "file" in cfg.q_prime_order: files["reasoning_file"] = reasoning_file_path(cfg.reasoning_file)
@@ -530,7 +508,7 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
     if prev is not None: return prev
     out.mkdir(parents=True, exist_ok=True)
     t = load_labelled(cfg)
-    task = Path(cfg.task).name if cfg.layout == "r2med" else cfg.task
+    task = Path(cfg.task).name if LAYOUTS[cfg.layout].task_folders else cfg.task
     task = task if task not in ("", ".") else Path(cfg.source).resolve().name
     dom = resolve_domain(cfg, t.queries[0].instruction if t.queries else "", task)
     train_ids, train_q, held, gold, dropped = split_training_queries(cfg, t)
@@ -545,11 +523,12 @@ def prepare(config: PrepareConfig, out_dir, embedder=None, llm=None) -> dict:
         train_q = [q for q in train_q if negs.get(q.id)]
         if not train_q: raise DataError(f"{cfg.source}: task {cfg.task!r}: no training row left ({dict(dropped)})")
     def make_llm_():
-        from reasonembed.llm import make_llm
-        return make_llm(cfg.reasoner.backend, cfg.reasoner.model, cache_path=cfg.llm_cache or str(out / "llm_cache.sqlite"), **cfg.reasoner.options)
+        from reasonembed.llm_backends import make_llm
+        spec = cfg.reasoner.llm
+        return make_llm(spec.backend, spec.model, cache_path=cfg.llm_cache or str(out / "llm_cache.sqlite"), **spec.options)
     texts, q_counts = q_prime_texts(cfg, t, train_q, gold)
-    qp, llm_counts = reasoning_queries(train_q, texts, dom, llm if llm is not None else (make_llm_ if cfg.reasoner else None),
-                                       cfg.reasoning_sampling, cfg.reasoning_words, cfg.chunk_size, cfg.q_prime_order)
+    qp, llm_counts = pick_q_primes(train_q, texts, dom, llm if llm is not None else (make_llm_ if cfg.reasoner.llm else None),
+                                   cfg.reasoner.sampling, cfg.reasoner.words, cfg.chunk_size, cfg.q_prime_order)
     rows = training_rows(t, task, dom, train_q, gold, negs, qp, dataset_name(cfg.source), str(out / "train.jsonl"))
     write_jsonl(out / "train.jsonl", rows)
     shutil.rmtree(out / "heldout", ignore_errors=True)                   # a previous config's held-out task goes
@@ -592,7 +571,7 @@ def prepare_cli(
     out: str = None,  # output folder (train.jsonl, heldout/, prepare.json); a rerun with the same config keeps it
     source: str = None,  # the labelled set: a local folder or a hub dataset id (PrepareConfig.source)
     task: str = None,  # the task (PrepareConfig.task)
-    layout: Annotated[str, "bright (examples + documents) or r2med (corpus, query, qrels)", {"choices": ["bright", "r2med"]}] = None,
+    layout: Annotated[str, "bright (examples + documents) or r2med (corpus, query, qrels)", {"choices": list(LAYOUTS)}] = None,
     config: str = None,  # YAML file of PrepareConfig keys; the options above override it
     set: Annotated[str, "override a key: KEY=VALUE (dotted keys for nested settings)", {"nargs": "*"}] = None,
     help_config: bool = False,  # list the config keys and stop

@@ -12,7 +12,7 @@ from .domains import Domain
 # %% auto #0
 __all__ = ['PROMPTS', 'ANNOTATION_EXAMPLES', 'GENERATION', 'RELEVANCE', 'LENGTH_BANDS', 'EDUCATION_LEVELS', 'generation_task',
            'relevance_definition', 'keyed_rng', 'sample_conditions', 'clean_messages', 'generation_messages',
-           'annotation_messages', 'reasoning_messages', 'compose_q_prime', 'strip_thinking', 'parse_score',
+           'annotation_messages', 'reasoning_messages', 'reasoning_query', 'strip_thinking', 'parse_score',
            'parse_yes_no', 'clean_query', 'word_ngrams', 'standalone_problem']
 
 # %% ../nbs/05_prompts.ipynb #dd1c08bc
@@ -182,7 +182,7 @@ def reasoning_messages(domain: Domain, query: str, max_words: int = 256) -> list
             {"role": "user", "content": _fill("reason", query=query, noun=domain.noun, max_words=max_words)}]
 
 # %% ../nbs/05_prompts.ipynb #54d1cd6a
-def compose_q_prime(query: str, reasoning: str) -> str:
+def reasoning_query(query: str, reasoning: str) -> str:
     "q′: the query, a blank line, the reasoning (ReMixer's stage-4 rows and `prepare`'s labelled rows)."
     if not (reasoning or "").strip(): raise ValueError("an empty reasoning makes no q′: keep q′ = q for this row")
     return query + "\n\n" + reasoning

@@ -24,9 +24,10 @@ from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
 from .benchmarks import BRIGHT_HUB_ID, list_local_tasks
 from .hub import dataset_name, resolve_dataset
 from .llm import SamplingParams
+from .llm_backends import LLMSpec
 from .models import EmbedderConfig
-from .prompts import (annotation_messages, clean_messages, clean_query, compose_q_prime, generation_messages, keyed_rng,
-                                 parse_score, parse_yes_no, reasoning_messages, sample_conditions, standalone_problem,
+from .prompts import (annotation_messages, clean_messages, clean_query, generation_messages, keyed_rng,
+                                 parse_score, parse_yes_no, reasoning_messages, reasoning_query, sample_conditions, standalone_problem,
                                  strip_thinking, word_ngrams)
 
 log = get_logger("remixer")
@@ -34,7 +35,7 @@ log = get_logger("remixer")
 # %% auto #0
 __all__ = ['log', 'SCORE_LABELS', 'GenQuery', 'Mined', 'Annotated', 'Dropped', 'StageLog', 'source_filter', 'select_sources',
            'generate_queries', 'contamination_guard', 'distinct_hits', 'mine_candidates', 'annotate_candidates',
-           'split_labels', 'assemble_samples']
+           'split_labels', 'ReasonerConfig', 'reason_queries', 'assemble_samples']
 
 # %% ../nbs/05a_remixer.ipynb #6f0d7e2a
 @dataclass
@@ -411,11 +412,29 @@ def _sample_row(a: Annotated, pos: list, neg: list, reasoning: str, domain: Doma
     "The training row of `a`: its positives' and negatives' texts and scores, q′ when there is `reasoning`, the domain's instruction and layout."
     return TrainSample(id=a.id, domain=domain.name, instruction=domain.instruction, query=a.query,
                        pos=[texts[d] for d, _ in pos], neg=[texts[d] for d, _ in neg],
-                       reasoning_query=compose_q_prime(a.query, reasoning) if reasoning else None,
+                       reasoning_query=reasoning_query(a.query, reasoning) if reasoning else None,
                        pos_ids=[d for d, _ in pos], neg_ids=[d for d, _ in neg], source_id=a.source_id,
                        group_size=domain.group_size, batch_size=domain.batch_size,
                        meta={**a.meta, "pos_scores": [l for _, l in pos], "neg_scores": [l for _, l in neg],
                              **({"dataset": dataset} if dataset else {})})
+
+# %% ../nbs/05a_remixer.ipynb #53319d50
+@dataclass
+class ReasonerConfig:
+    "The reasoner writing q′'s reasoning (ReMixer's stage 4, `prepare`'s 'llm' source): its LLM, its sampling, the word budget."
+    llm: LLMSpec | None = opt(None, help="the LLM writing the reasoning (None: ReMixer's generator; in prepare, no reasoner: q' from "
+                                         "the other sources only)")
+    sampling: SamplingParams = opt(help="how the reasoner samples (stage 4, q')",
+                                   default_factory=lambda: SamplingParams(seed=0, temperature=0.7, top_p=0.95, max_tokens=512))
+    words: int = opt(256, help="word budget of the reasoning (the prompt asks for at most this many words)")
+
+def reason_queries(llm, domain: Domain, queries: list[str], params: SamplingParams | None = None, max_words: int = 256,
+                   desc: str = "q' reasoning") -> list[tuple[str | None, str]]:
+    """`(reasoning, raw answer)` per query, in order: the stage-4 prompt to `llm`, the answer without its thinking;
+    reasoning `None` for a prompt longer than the LLM's context, `''` for an empty answer."""
+    answers = llm.chat([reasoning_messages(domain, q, max_words) for q in queries], params, desc=desc, cache_tag="reason",
+                       skip_too_long=True)
+    return [(None, "") if _too_long(outs) else (strip_thinking(_first(outs)).strip(), _first(outs)) for outs in answers]
 
 # %% ../nbs/05a_remixer.ipynb #e2fce883
 def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None, params=None, reasoning: bool = True,
@@ -430,15 +449,12 @@ def assemble_samples(annotated_path, corpus, out_path, domain: Domain, llm=None,
     bar = tqdm(total=len(ann), initial=len(ann) - len(todo), desc="4 assemble", unit="q")
     with st.recording():
         for chunk in _chunks(todo, chunk_size):
-            if reasoning:
-                answers = llm.chat([reasoning_messages(domain, a.query, max_words) for a, _, _ in chunk], params,
-                                   desc="4 reasoning", cache_tag="reason", skip_too_long=True)
-            else: answers = [[""]] * len(chunk)
+            answers = (reason_queries(llm, domain, [a.query for a, _, _ in chunk], params, max_words, desc="4 reasoning")
+                       if reasoning else [("", "")] * len(chunk))
             rows, empty = [], []
-            for (a, pos, neg), outs in zip(chunk, answers):
-                if _too_long(outs): empty.append(Dropped(a.id, "prompt_too_long")); continue
-                r = strip_thinking(_first(outs)).strip()
-                if reasoning and not r: empty.append(Dropped(a.id, "empty_reasoning", _first(outs)[:200])); continue
+            for (a, pos, neg), (r, raw) in zip(chunk, answers):
+                if r is None: empty.append(Dropped(a.id, "prompt_too_long")); continue
+                if reasoning and not r: empty.append(Dropped(a.id, "empty_reasoning", raw[:200])); continue
                 row = _sample_row(a, pos, neg, r, domain, texts, dataset)
                 parse_record(to_json(row), TrainSample, where=f"{out_path} (row {a.id})")
                 rows.append(row)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import numpy as np
 
-from .benchmarks import BRIGHT_TASKS, BRIGHT_TASK_LABELS, R2MED_TASKS, Run
+from .benchmarks import BENCHMARKS, BRIGHT_TASK_LABELS, Run
 from .config import ConfigError, config_help, from_dict, load_config, opt, to_dict
 from .core import get_logger, md_table
 from .data import DataError
@@ -28,17 +28,17 @@ __all__ = ['log', 'DEFAULT_TOLERANCE', 'DEFAULT_TOLERANCE_AVERAGE', 'HF_DATASETS
            'ExpectedConfig', 'load_results', 'lead_line', 'check_expected', 'check_all', 'reproduction_markdown',
            'write_reproduction', 'expected_from_results', 'fetch_runs', 'read_json_run', 'read_runs', 'run_agreement',
            'compare_runs', 'read_qrels', 'benchmark_qrels', 'CompareConfig', 'compare_tasks', 'compare_markdown',
-           'compare_cli', 'compare_reference']
+           'compare_cli', 'compare_reference', 'compare_references', 'reproduction_sections']
 
 # %% ../nbs/03f_reproduce.ipynb #4347934c
 DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_AVERAGE = 0.5, 0.3     # nDCG@10 × 100: ± per task, ± on the average
-_BENCH_TASKS = {"bright": BRIGHT_TASKS, "r2med": R2MED_TASKS}
+_BENCH_TASKS = {b.title.lower(): b.tasks for b in BENCHMARKS.values()}     # the evaluate stage names a benchmark by its title
 
 @dataclass
 class ExpectedScores:
     "One source's nDCG@10 × 100 for one model on one benchmark of the evaluate stage."
     source: str = opt("", help="where the numbers come from: the paper's table, pyserini's 2cr file at a commit, a run of ours")
-    benchmark: str = opt("BRIGHT", help="the evaluate stage's benchmark: BRIGHT, R2MED or held-out (case ignored)")
+    benchmark: str = opt("BRIGHT", help="the evaluate stage's benchmark: a registered one's title (BRIGHT, R2MED, BRIGHT-Pro) or held-out (case ignored)")
     scores: dict[str, float] = opt({}, help="task -> nDCG@10 × 100 (BRIGHT / R2MED task names); 'Avg': the average")
     tolerance: float | None = opt(None, help="± per task for this source; None: the ExpectedConfig's")
     tolerance_average: float | None = opt(None, help="± on the average for this source; None: the ExpectedConfig's")
@@ -268,9 +268,11 @@ def read_qrels(path) -> dict[str, dict[str, int]]:
         except ValueError: raise DataError(f"{path}:{n}: field 'relevance': not an integer: {f[3]!r}") from None
     return qrels
 
+_BENCH_KEYS = ("benchmark", "data_dir", "revision", "setting", "query_variant")     # the EvalConfig keys that say which data
+
 def benchmark_qrels(spec: dict, task: str) -> dict[str, dict[str, int]]:
-    "The qrels of `task` of the benchmark `spec` names (EvalConfig keys: benchmark, bright_dir, r2med_dir, revision, setting)."
-    keep = {k: v for k, v in spec.items() if k in ("benchmark", "bright_dir", "r2med_dir", "revision", "setting", "query_variant")}
+    "The qrels of `task` of the benchmark `spec` names (EvalConfig keys: benchmark, data_dir, revision, setting)."
+    keep = {k: v for k, v in spec.items() if k in _BENCH_KEYS}
     cfg = from_dict(EvalConfig, {**keep, "model": "bm25", "tasks": [task]}, where="qrels")
     return load_task(cfg, task)[2]
 
@@ -279,7 +281,7 @@ def benchmark_qrels(spec: dict, task: str) -> dict[str, dict[str, int]]:
 class CompareConfig:
     "How `reasonembed compare OURS REFERENCE` compares two sets of runs."
     qrels: str | None = opt(None, help="relevance judgements: a TREC qrels file (one task) or a folder of <task>.qrels; None: benchmark's, or none")
-    benchmark: dict = opt({}, help="EvalConfig keys of the benchmark whose qrels to read per task, e.g. {benchmark: bright, bright_dir: theoremqa-mini}; {}: none")
+    benchmark: dict = opt({}, help="EvalConfig keys of the benchmark whose qrels to read per task, e.g. {benchmark: bright, data_dir: theoremqa-mini}; {}: none")
     ks: list[int] = opt([10, 100], help="overlap@k for each k; Kendall's tau over the documents both top max(ks) lists share")
     top_queries: int = opt(5, help="how many of the queries whose nDCG@10 differs most to list")
     output_dir: str | None = opt(None, help="where compare.json and compare.md go; None: printed only")
@@ -328,7 +330,7 @@ def compare_cli(
     reference: Annotated[str, "the reference run(s), in the same forms: e.g. the authors' released search results", {"nargs": "?"}],
     qrels: str = None,  # relevance judgements: a TREC qrels file or a folder of <task>.qrels (for nDCG@10 and the paired test)
     config: str = None,  # YAML file of CompareConfig keys (see --help-config); the options above override it
-    set: Annotated[str, "override a CompareConfig key: KEY=VALUE (a YAML value; e.g. benchmark={benchmark: bright, bright_dir: theoremqa-mini})",
+    set: Annotated[str, "override a CompareConfig key: KEY=VALUE (a YAML value; e.g. benchmark={benchmark: bright, data_dir: theoremqa-mini})",
                    {"nargs": "*", "action": "extend"}] = None,
     help_config: bool = False,  # list every CompareConfig key with its default and help, and stop
 ):
@@ -353,5 +355,22 @@ def compare_reference(results, reference, top_queries: int = 5) -> dict:
     ours, ref = read_runs(Path(r["output_dir"]) / "runs"), read_runs(reference)
     tasks = [t for t in ours if t in ref]
     if not tasks: raise DataError(f"{reference}: no task of the evaluation ({', '.join(ours)}) among the reference's ({', '.join(ref)})")
-    bench = {k: r["config"].get(k) for k in ("benchmark", "bright_dir", "r2med_dir", "revision", "setting", "query_variant")}
+    bench = {k: r["config"].get(k) for k in _BENCH_KEYS}
     return {t: compare_runs(ours[t], ref[t], benchmark_qrels(bench, t), top_queries=top_queries) for t in tasks}
+
+# %% ../nbs/03f_reproduce.ipynb #9fc18634
+def compare_references(results: dict, reference_runs: dict[str, str]) -> dict:
+    """`{'<benchmark>/<label>': compare_reference(...)}` for each evaluate-stage result (keyed `(benchmark, label)`) whose label has a
+    reference run in `reference_runs` (`{label: run file, folder or hf://...}`); a benchmark whose tasks the reference lacks is said and skipped."""
+    out = {}
+    for label, ref in reference_runs.items():
+        for (b, l), r in results.items():
+            if l != label: continue
+            try: out[f"{b}/{l}"] = compare_reference(r, ref)
+            except DataError as e: print(f"{b}/{l}: not compared with {ref}: {e}")
+    return out
+
+def reproduction_sections(checks: list, reference_cmp: dict) -> list[str]:
+    "The evaluate stage's `evaluation.md` sections of this module: the reproduction checks, then each reference-run comparison."
+    return (([f"### Reproduction\n\n{reproduction_markdown(checks)}"] if checks else [])
+            + [f"### {k} vs its reference run\n\n{compare_markdown(cmp)}" for k, cmp in reference_cmp.items()])

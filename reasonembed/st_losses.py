@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, TrainerCallback
 
 from .core import get_logger
 from .data import DataError
-from .models import is_decoder_config
+from .backbones import is_decoder_config
 from .loss import GradCache, LossConfig, RIStats, contrastive_loss, resolve_temperature, slice_inputs
 
 log = get_logger("st_losses")
@@ -46,13 +46,15 @@ def backbone_config(model: nn.Module):
 # %% ../nbs/06a_st_losses.ipynb #fbe492c5
 class RIInfoNCELoss(nn.Module):
     "Redapter's RI-InfoNCE for `SentenceTransformerTrainer`; columns `(query, reasoning_query, positive, negative_1, ...)`."
-    def __init__(self, model: nn.Module, temperature: float | None = None, kappa: float = 5.0, ri_start_step: int = 100,
-                 eps: float = 1e-6):
+    def __init__(self, model: nn.Module, temperature: float | None = None, kappa: float | None = None,
+                 ri_start_step: int | None = None, eps: float | None = None):
+        "Settings left out (None) are `LossConfig`'s; the temperature's by backbone kind."
         super().__init__()
-        if not (isinstance(ri_start_step, int) and ri_start_step >= 0):
+        if not (ri_start_step is None or isinstance(ri_start_step, int) and ri_start_step >= 0):
             raise ValueError(f"ri_start_step must be an int >= 0, got {ri_start_step!r}")
         self.model = model
-        self.cfg = LossConfig(mode="ri", temperature=temperature, kappa=kappa, ri_start_step=ri_start_step, eps=eps, normalize=True)
+        given = {k: v for k, v in dict(kappa=kappa, ri_start_step=ri_start_step, eps=eps).items() if v is not None}
+        self.cfg = LossConfig(mode="ri", temperature=temperature, normalize=True, **given)
         if temperature is None:                        # by backbone kind, from the one table (as our trainer)
             if (hf := backbone_config(model)) is None: raise ValueError("no transformers backbone in the model: pass temperature=")
             self.cfg = resolve_temperature(self.cfg, is_decoder_config(hf))
@@ -169,8 +171,8 @@ class CachedRIInfoNCELoss(RIInfoNCELoss):
     "RI-InfoNCE with GradCache: the loss over the whole batch, the encoder's activations of `mini_batch_size` texts at a time."
     uses_gradient_cache = True     # sentence-transformers' marker for losses whose backward re-embeds
 
-    def __init__(self, model: nn.Module, temperature: float | None = None, kappa: float = 5.0, ri_start_step: int = 100,
-                 eps: float = 1e-6, mini_batch_size: int = 32):
+    def __init__(self, model: nn.Module, temperature: float | None = None, kappa: float | None = None,
+                 ri_start_step: int | None = None, eps: float | None = None, mini_batch_size: int = 32):
         super().__init__(model, temperature=temperature, kappa=kappa, ri_start_step=ri_start_step, eps=eps)
         if not (isinstance(mini_batch_size, int) and mini_batch_size >= 1):
             raise ValueError(f"mini_batch_size must be an int >= 1, got {mini_batch_size!r}")

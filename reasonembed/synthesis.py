@@ -20,12 +20,13 @@ from .config import ConfigError, opt, from_dict, from_yaml, load_config, to_dict
 from .core import get_logger
 from .data import (DataError, Doc, Query, TrainSample, iter_jsonl, read_jsonl, load_jsonl, write_jsonl,
                               append_jsonl, repair_jsonl_tail, parse_record, text_md5, pydoc_corpus, to_json)
-from .domains import BRIGHT_DOMAINS, Domain, get_domain, make_domain
+from .domains import BRIGHT_DOMAINS, CustomDomain, Domain, get_domain, make_domain
 from .benchmarks import BRIGHT_HUB_ID, list_local_tasks
 from .hub import dataset_name, resolve_dataset
-from .llm import SamplingParams, check_llm_options
+from .llm import SamplingParams
+from .llm_backends import LLMSpec
 from .models import EmbedderConfig
-from .remixer import (Annotated, SCORE_LABELS, annotate_candidates, assemble_samples, contamination_guard, generate_queries, mine_candidates, select_sources)
+from .remixer import (Annotated, SCORE_LABELS, ReasonerConfig, annotate_candidates, assemble_samples, contamination_guard, generate_queries, mine_candidates, select_sources)
 from .prompts import (annotation_messages, clean_messages, clean_query, generation_messages, keyed_rng,
                                  parse_score, parse_yes_no, reasoning_messages, sample_conditions, standalone_problem,
                                  strip_thinking, word_ngrams)
@@ -33,39 +34,18 @@ from .prompts import (annotation_messages, clean_messages, clean_query, generati
 log = get_logger("synthesis")
 
 # %% auto #0
-__all__ = ['log', 'STAGE_FILES', 'DEMO_TOPICS', 'LLMSpec', 'CustomDomain', 'CorpusSettings', 'SourceSettings', 'LLMSettings',
-           'GuardSettings', 'MiningSettings', 'AnnotationSettings', 'AssemblySettings', 'RemixerConfig', 'check_config',
-           'read_id_file', 'read_query_texts', 'folder_corpus', 'load_inputs', 'run_remixer', 'stats_table',
-           'plot_score_histogram', 'sample_rows', 'synth_cli', 'demo_config']
+__all__ = ['log', 'STAGE_FILES', 'DEMO_TOPICS', 'RemixerConfig', 'check_config', 'read_id_file', 'read_query_texts',
+           'folder_corpus', 'load_inputs', 'run_remixer', 'stats_table', 'plot_score_histogram', 'sample_rows',
+           'synth_cli', 'demo_config']
 
 # %% ../nbs/05b_synthesis.ipynb #8647a963
-@dataclass
-class LLMSpec:
-    "Which LLM a stage uses (see `reasonembed.llm.make_llm`)."
-    backend: str = opt("transformers", help="'transformers', 'vllm' or 'openai' (an OpenAI-compatible server)")
-    model: str = opt("smollm2", help="short name, folder or hub id; for 'openai' the served model name")
-    options: dict = opt({}, help="extra keyword arguments for make_llm (e.g. base_urls, batch_size, tensor_parallel_size); a "
-                                 "server's key: api_key_env: NAME (the environment variable holding it), never api_key")
-
-    def __post_init__(self):      # refused when the config is read, before any file records it
-        check_llm_options(self.options, f"LLM {self.model!r}, options", error=ConfigError)
-
-@dataclass
-class CustomDomain:
-    "A user-defined domain: the templates of its `kind` filled with its description."
-    name: str = opt(help="domain name (row ids and the rows' `domain`)")
-    description: str = opt(help="what the domain is about, e.g. 'Organic Chemistry'")
-    kind: str = opt("post", help="'post', 'coding' or 'math'")
-    instruction: str | None = opt(None, help="retrieval instruction (default: 'Given a <description> post, retrieve ...')")
-    group_size: int | None = opt(None, help="training group size (1 positive + G-1 negatives); None: the registry's default")
-    batch_size: int | None = opt(None, help="training batch size per device; None: the registry's default")
-
 def _sampling(**kw): return lambda: SamplingParams(seed=0, **kw)   # one completion per conversation, seeded
 
 # %% ../nbs/05b_synthesis.ipynb #2c0b1675
 @dataclass
-class CorpusSettings:
-    "What a ReMixer run works on: its domain and its corpus."
+class RemixerConfig:
+    "A ReMixer run: corpus, domain, models, and the settings of stages 0-4 (its keys in this order)."
+    # What the run works on: its domain and its corpus.
     domain: str = opt("stackoverflow", help="a BRIGHT domain (biology ... theoremqa_theorems) or the name of custom_domain")
     custom_domain: CustomDomain | None = opt(None, help="a user-defined domain (name, description, kind, ...)")
     corpus: str = opt("pydoc", help="'pydoc' (the embedded demo corpus), 'bright' (the domain's BRIGHT documents), an offline "
@@ -75,22 +55,16 @@ class CorpusSettings:
     bright_source: str = opt(BRIGHT_HUB_ID, help="BRIGHT hub id or local directory (corpus, test gold ids, test queries)")
     exclude_test_ids: bool = opt(True, help="corpus 'bright': never use a gold or excluded document of a BRIGHT test query as a source")
     exclude_ids_files: list[str] = opt([], help="files of document ids never used as sources (one per line, or a JSON list)")
-
-@dataclass
-class SourceSettings:
-    "Stage 0: which documents become sources."
+    # Stage 0: which documents become sources.
     n_sources: int = opt(10000, help="source documents (= queries) per domain")
     min_chars: int = opt(200, help="shortest source document, in characters")
     max_chars: int = opt(5000, help="longest source document, in characters")
     clean: bool = opt(False, help="stage 0: ask the LLM whether each source belongs to the domain (Yes/No)")
-
-# %% ../nbs/05b_synthesis.ipynb #56b47fcb
-@dataclass
-class LLMSettings:
-    "The LLM of each role, their shared response cache, and how each stage samples."
+    # The LLM of each role, their shared response cache, and how each stage samples (stage 4's: `reasoner`).
     generator: LLMSpec = opt(help="LLM for cleaning and query generation", default_factory=LLMSpec)
     annotator: LLMSpec | None = opt(None, help="LLM for relevance annotation (default: the generator)")
-    reasoner: LLMSpec | None = opt(None, help="LLM writing the reasoning of q' (default: the generator)")
+    reasoner: ReasonerConfig = opt(help="stage 4, q': the reasoner's LLM (None: the generator), sampling and word budget",
+                                   default_factory=ReasonerConfig)
     llm_cache: str | None = opt(None, help="response cache shared by all stages (default: <out>/llm_cache.sqlite)")
     clean_sampling: SamplingParams = opt(help="stage 0 (the authors' llm.py defaults: temperature 1.0, top_p 0.6, 8192 tokens)",
                                    default_factory=_sampling(temperature=1.0, top_p=0.6, max_tokens=8192))
@@ -98,19 +72,11 @@ class LLMSettings:
                                         default_factory=_sampling(temperature=1.0, top_p=0.6, max_tokens=8192))
     annotation_sampling: SamplingParams = opt(help="stage 3 (paper: 0.7 / 0.95 / 40, thinking off, <= 2048 tokens)",
                                         default_factory=_sampling(temperature=0.7, top_p=0.95, top_k=40, max_tokens=2048))
-    reasoning_sampling: SamplingParams = opt(help="stage 4, q'", default_factory=_sampling(temperature=0.7, top_p=0.95, max_tokens=512))
-
-# %% ../nbs/05b_synthesis.ipynb #a218c1ab
-@dataclass
-class GuardSettings:
-    "The contamination guard (after stage 1): the test queries and the n-gram rule."
+    # The contamination guard (after stage 1): the test queries and the n-gram rule.
     test_queries: list[str] = opt([], help="for the contamination guard: Query JSONL files, 'bright' (the domain's task) or 'bright:<task>'")
     contamination_n: int = opt(13, help="n of the shared word n-grams that flag a query")
     drop_contaminated: bool = opt(False, help="drop flagged queries (otherwise only report them)")
-
-@dataclass
-class MiningSettings:
-    "Stage 2: the retriever mining candidates, and how many it keeps."
+    # Stage 2: the retriever mining candidates, and how many it keeps.
     miner: EmbedderConfig = opt(help="retriever for candidate mining: model, lengths, trust_remote_code, backend, ... (the authors: "
                                      "gte-Qwen2-7B-instruct, 8192 tokens, its own bidirectional code)",
                                 default_factory=lambda: EmbedderConfig(model="minilm"))
@@ -119,11 +85,7 @@ class MiningSettings:
                                          "stages with the same model, lengths and corpus reuse the embeddings)")
     search_k: int = opt(1000, help="candidates retrieved per query")
     keep_k: int = opt(100, help="candidates kept after removing the source and the query itself")
-
-# %% ../nbs/05b_synthesis.ipynb #7a93700d
-@dataclass
-class AnnotationSettings:
-    "Stage 3: the annotation prompt, its budgets and parsing."
+    # Stage 3: the annotation prompt, its budgets and parsing.
     annotation_analysis: bool = opt(True, help="query and document analysis before the score (False: score only, for tiny models)")
     strict_parsing: bool = opt(True, help="annotation: the first <score>N</score>, cleaning: an exact Yes/No, as the authors parse; "
                                           "False: lenient parsing for small local models")
@@ -136,41 +98,29 @@ class AnnotationSettings:
     annotation_max_doc_chars: int | None = opt(49152, help="candidates longer than this are not annotated (counted as too_long), "
                                                        "as 3-label.py skips documents over 0.3 x 4 x its 40,960-token context")
     keep_raw: bool = opt(False, help="keep the annotator's raw answers in annotated.jsonl")
-
-@dataclass
-class AssemblySettings:
-    "Stage 4: positives and negatives of a row, and q'."
+    # Stage 4: positives and negatives of a row, and q'.
     min_pos_score: int = opt(3, help="positives: score >= this; hard negatives: 1 .. this-1")
     max_pos: int | None = opt(None, help="cap on positives per row")
     max_neg: int | None = opt(None, help="cap on negatives per row")
     reasoning: bool = opt(True, help="write q' (reasoning_query)")
-    reasoning_words: int = opt(256, help="word budget of the reasoning")
-
-# %% ../nbs/05b_synthesis.ipynb #a78d91a0
-@dataclass
-class RemixerConfig(AssemblySettings, AnnotationSettings, MiningSettings, GuardSettings, LLMSettings, SourceSettings,
-                    CorpusSettings):        # keys in stage order (a dataclass lists its last base's fields first)
-    "A ReMixer run: corpus, domain, models, and the settings of stages 0-4."
+    # The run.
     chunk_size: int = opt(64, help="items per LLM request and per resume step (annotation: 4x as many pairs)")
     seed: int = opt(0, help="seed of the source shuffle and the condition draws")
 
 # %% ../nbs/05b_synthesis.ipynb #a054e57e
 def check_config(cfg: RemixerConfig) -> Domain:
     "Range checks; returns the run's domain."
-    custom = None
-    if cfg.custom_domain is not None:
-        c = cfg.custom_domain
-        custom = make_domain(c.name, c.kind, c.description, instruction=c.instruction, group_size=c.group_size,
-                             batch_size=c.batch_size)
-    dom = get_domain(cfg.domain, custom)
+    dom = get_domain(cfg.domain, cfg.custom_domain.domain() if cfg.custom_domain is not None else None)
     for name in ("n_sources", "min_chars", "pydoc_words", "search_k", "keep_k", "chunk_size", "embed_batch_size"):
         if getattr(cfg, name) < 1: raise ConfigError(f"{name} = {getattr(cfg, name)}: must be >= 1")
     if cfg.min_chars > cfg.max_chars: raise ConfigError(f"min_chars ({cfg.min_chars}) > max_chars ({cfg.max_chars})")
     if cfg.keep_k > cfg.search_k: raise ConfigError(f"keep_k ({cfg.keep_k}) must not exceed search_k ({cfg.search_k})")
     if not 2 <= cfg.min_pos_score <= 5: raise ConfigError(f"min_pos_score = {cfg.min_pos_score}: expected 2..5")
     if not 0 <= cfg.annotation_shots <= 2: raise ConfigError(f"annotation_shots = {cfg.annotation_shots}: expected 0..2")
-    if cfg.corpus == "bright" and dom.name not in BRIGHT_DOMAINS:
-        raise ConfigError(f"corpus 'bright' needs a BRIGHT domain; {dom.name!r} is not one")
+    from reasonembed.benchmarks import BENCHMARKS
+    bench = BENCHMARKS.get(cfg.corpus)                 # corpus: a registered benchmark's name reads its task of the domain
+    if bench is not None and dom.name not in bench.tasks:
+        raise ConfigError(f"corpus {cfg.corpus!r} needs a {bench.title} domain; {dom.name!r} is not one")
     return dom
 
 # %% ../nbs/05b_synthesis.ipynb #6aefed73
@@ -198,15 +148,6 @@ def read_query_texts(path) -> list[str]:
         out.append(t)
     return out
 
-class _Bright:
-    "BRIGHT tasks loaded once per run."
-    def __init__(self, source): self.source, self.tasks = source, {}
-    def __call__(self, task):
-        if task not in self.tasks:
-            from reasonembed.benchmarks import load_bright_task
-            self.tasks[task] = load_bright_task(task, self.source)
-        return self.tasks[task]
-
 # %% ../nbs/05b_synthesis.ipynb #c1eb7836
 def folder_corpus(folder) -> list[Doc]:
     "The documents of the one task of a BRIGHT-layout folder (a labelled set's corpus, e.g. theoremqa-mini's theorems)."
@@ -219,25 +160,28 @@ def folder_corpus(folder) -> list[Doc]:
 # %% ../nbs/05b_synthesis.ipynb #66690a12
 def load_inputs(cfg: RemixerConfig, dom: Domain) -> tuple[list[Doc], dict[str, set[str]], list[str]]:
     "`(corpus, {reason: ids never used as sources}, test query texts)` of a run."
-    from reasonembed.benchmarks import NA_ID
-    bright = _Bright(cfg.bright_source)
+    from reasonembed.benchmarks import BENCHMARKS, BRIGHT, NA_ID
+    sources, loaded = {BRIGHT.name: cfg.bright_source}, {}     # bright_source: where BRIGHT is read; another benchmark: its hub
+    def bench_task(name: str, task: str):                      # a registered benchmark's task, loaded once per run
+        if (name, task) not in loaded: loaded[(name, task)] = BENCHMARKS[name].load(task, sources.get(name))
+        return loaded[(name, task)]
+    bench = cfg.corpus if cfg.corpus in BENCHMARKS else None   # corpus: a benchmark's documents of the domain's task
     if cfg.corpus == "pydoc": docs = pydoc_corpus(cfg.pydoc_words, cfg.pydoc_topics)
-    elif cfg.corpus == "bright": docs = bright(dom.name)[0]
+    elif bench: docs = bench_task(bench, dom.name)[0]
     elif Path(resolve_dataset(cfg.corpus)).is_dir(): docs = folder_corpus(resolve_dataset(cfg.corpus))
     else: docs = load_jsonl(cfg.corpus, Doc)
     if not docs: raise DataError(f"corpus {cfg.corpus!r}: no documents")
     exclude: dict[str, set[str]] = {"test_gold": set(), "test_excluded": set(), "id_files": set()}
-    if cfg.corpus == "bright" and cfg.exclude_test_ids:
+    if bench and cfg.exclude_test_ids:
         for t in [dom.name] + _SHARED_CORPUS.get(dom.name, []):
-            _, queries, qrels = bright(t)
+            _, queries, qrels = bench_task(bench, t)
             exclude["test_gold"] |= {d for rel in qrels.values() for d in rel}
             exclude["test_excluded"] |= {e for q in queries for e in q.excluded_ids if e != NA_ID}
     for f in cfg.exclude_ids_files: exclude["id_files"] |= read_id_file(f)
     tests: list[str] = []
     for spec in cfg.test_queries:
-        if spec == "bright" or spec.startswith("bright:"):
-            task = dom.name if spec == "bright" else spec.split(":", 1)[1]
-            tests += [q.text for q in bright(task)[1]]
+        name, _, task = spec.partition(":")                    # '<benchmark>' (the domain's task) or '<benchmark>:<task>'
+        if name in BENCHMARKS: tests += [q.text for q in bench_task(name, task or dom.name)[1]]
         else: tests += read_query_texts(spec)
     return docs, exclude, tests
 
@@ -262,12 +206,12 @@ def _role_llms(cfg: RemixerConfig, llms: dict[str, Any], cache: str) -> Callable
     made: dict[str, Any] = {}
     def llm_for(role: str):
         spec = {"generator": cfg.generator, "annotator": cfg.annotator or cfg.generator,
-                "reasoner": cfg.reasoner or cfg.generator}[role]
+                "reasoner": cfg.reasoner.llm or cfg.generator}[role]
         def make():
             if role in llms: return llms[role]
             key = json.dumps(to_dict(spec), sort_keys=True)
             if key not in made:
-                from reasonembed.llm import make_llm
+                from reasonembed.llm_backends import make_llm
                 made[key] = make_llm(spec.backend, spec.model, cache_path=cache, **spec.options)
             return made[key]
         return make
@@ -303,8 +247,8 @@ def run_remixer(config: RemixerConfig, out_dir, llms: dict[str, Any] | None = No
                                          cfg.chunk_size * 4, cfg.keep_raw, cfg.strict_parsing,
                                          cfg.annotation_prompt == "zero_shot", cfg.annotation_max_doc_chars)
     S["train"] = assemble_samples(P("annotated"), docs, P("train"), dom, llm_for("reasoner"),
-                                  cfg.reasoning_sampling if cfg.reasoning else None, cfg.reasoning,
-                                  cfg.reasoning_words, cfg.min_pos_score, cfg.max_pos, cfg.max_neg, cfg.chunk_size,
+                                  cfg.reasoner.sampling if cfg.reasoning else None, cfg.reasoning,
+                                  cfg.reasoner.words, cfg.min_pos_score, cfg.max_pos, cfg.max_neg, cfg.chunk_size,
                                   dataset_name(cfg.corpus))
     stats["train_rows"] = S["train"]["kept"]
     stats["llm_usage"] = dict(sum((Counter(s.get("llm_usage", {})) for s in S.values()), Counter()))
@@ -377,7 +321,7 @@ def demo_config(**overrides) -> RemixerConfig:
                 generation_sampling=SamplingParams(seed=0, temperature=1.0, top_p=0.6, max_tokens=64),
                 annotation_analysis=False, annotation_doc_chars=600, strict_parsing=False,
                 annotation_sampling=SamplingParams(seed=0, temperature=0.7, top_p=0.95, top_k=40, max_tokens=12),
-                reasoning_sampling=SamplingParams(seed=0, temperature=0.7, top_p=0.95, max_tokens=48),
+                reasoner=ReasonerConfig(sampling=SamplingParams(seed=0, temperature=0.7, top_p=0.95, max_tokens=48)),
                 search_k=50, keep_k=4, embed_batch_size=16, chunk_size=16)
     base.update(overrides)
     return RemixerConfig(**base)

@@ -5,12 +5,12 @@ across devices), AdamW with linear warm-up and decay, checkpoints that resume ex
 
 # %% ../nbs/08_training.ipynb #b66715c3
 from __future__ import annotations
-import dataclasses, json, math, os, random, shutil, sys, time
-from collections import Counter, defaultdict
+import dataclasses, json, math, os, subprocess, sys, time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -19,25 +19,23 @@ import yaml
 from tqdm.auto import tqdm
 
 from .config import ConfigError, opt, from_dict, load_config, to_dict, config_help
-from .core import seed_everything, get_device, get_logger, environment_info, require_extra
+from .core import seed_everything, get_device, get_logger, environment_info
 from .data import TrainSample, DataError
 from .batching import (BatchConfig, PlannedBatch, TrainBatch, has_reasoning, load_train_samples, make_batch,
                                   plan_epoch, resolve_domain_sizes, usable_samples)
 from .loss import LossConfig, RIStats, GradCache, contrastive_loss, resolve_temperature
+from .distributed import (Nodes, allreduce_gradients, broadcast_parameters, checkpoints, data_fingerprint,
+                                     init_distributed, load_checkpoint, node_commands, save_checkpoint)
+from .trackers import REPORT_TO, check_trackers, open_trackers, tracker_metrics
 from .models import Embedder, EmbedderConfig, LoraSettings
 
 log = get_logger("training")
 
 # %% auto #0
-__all__ = ['log', 'LR_BY_BACKBONE', 'REPORT_TO', 'TRACKERS', 'OptimSettings', 'ParallelSettings', 'OutputSettings', 'TrainInputs',
-           'TrainConfig', 'resolve_for_backbone', 'training_embedder', 'warmup_steps_for', 'warmup_decay_log',
-           'lr_schedule', 'make_optimizer', 'expand_nodelist', 'slurm_env', 'init_distributed', 'allreduce_gradients',
-           'broadcast_parameters', 'torchrun_args', 'rng_state', 'set_rng_state', 'trainable_state',
-           'load_trainable_state', 'data_fingerprint', 'checkpoints', 'save_checkpoint', 'load_checkpoint',
-           'tokenize_batch', 'batch_loss_fn', 'Updater', 'DeepSpeedUpdater', 'forward_backward', 'read_log',
-           'plot_training_log', 'Tracker', 'register_tracker', 'flat_config', 'tracker_metrics', 'TensorBoardTracker',
-           'TrackioTracker', 'WandbTracker', 'MlflowTracker', 'default_run_name', 'check_trackers', 'open_trackers',
-           'train', 'train_cli']
+__all__ = ['log', 'LR_BY_BACKBONE', 'TrainConfig', 'resolve_for_backbone', 'training_embedder', 'warmup_steps_for',
+           'warmup_decay_log', 'lr_schedule', 'make_optimizer', 'tokenize_batch', 'batch_loss_fn', 'Updater',
+           'DeepSpeedUpdater', 'forward_backward', 'read_log', 'plot_training_log', 'train', 'launch', 'train_summary',
+           'train_cli']
 
 # %% ../nbs/08_training.ipynb #0771bce2
 LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the authors' train.sh)
@@ -45,8 +43,19 @@ LR_BY_BACKBONE = {"decoder": 1e-4,   # the paper: LoRA on 4B-8B decoders (the au
 
 # %% ../nbs/08_training.ipynb #3f655ecb
 @dataclass
-class OptimSettings:
-    "The optimiser and its schedule: AdamW, warm-up and decay, clipping, how many steps, GradCache."
+class TrainConfig:
+    "A training run (Redapter): data, the embedder, loss and batching configs, optimiser, checkpoints and logging."
+    # what is trained on what: the data, the embedder, the loss and batching configs, the run folder
+    data: list[str] | str = opt([], help="training data: JSONL file(s) or folder(s) (ours or the released layout), or a hub dataset "
+                                         "id in the released layout (hanhainebula/reason-embed-data)")
+    domains: list[str] = opt([], help="train on these domains only (default: every domain in the data)")
+    output_dir: str | None = opt(None, help="run folder (checkpoints, logs, model); None: outputs/train-<timestamp>")
+    embedder: EmbedderConfig = opt(help="the model trained: start point, pooling, lengths (512 in the paper), dtype "
+                                        "(bfloat16: bf16 autocast), lora, gradient_checkpointing, device",
+                                   default_factory=lambda: EmbedderConfig(model="minilm"))
+    loss: LossConfig = opt(help="mode (ri | basic), temperature, kappa, ri_start_step, eps", default_factory=LossConfig)
+    batching: BatchConfig = opt(help="batch_size, group_size, domain_sizes, drop_last", default_factory=BatchConfig)
+    # the optimiser and its schedule: AdamW, warm-up and decay, clipping, how many steps, GradCache
     lr: float | None = opt(None, help="peak learning rate (AdamW); None: by backbone kind (LR_BY_BACKBONE: decoder 1e-4, encoder 2e-5)")
     warmup_ratio: float = opt(0.1, range="[0, 1]", help="fraction of the steps spent warming up (then linear decay to 0)")
     warmup: Literal["linear", "log"] = opt("linear", help="warm-up shape: 'linear' (transformers' schedule, the HF Trainer's "
@@ -63,20 +72,11 @@ class OptimSettings:
     grad_cache_tokens: int | None = opt(None, help="GradCache chunks cut by padded tokens (texts × longest length in the chunk, "
                                         "texts sorted by length) instead of grad_cache_chunk texts; turns GradCache on; the "
                                         "contrastive batch stays batching.batch_size (sentence-transformers' `mini_batch_num_tokens`)")
-
-# %% ../nbs/08_training.ipynb #992e87c1
-@dataclass
-class ParallelSettings:
-    "Seeds and parallelism."
+    # seeds and parallelism
     seed: int = opt(42, help="seed of model init, sampling and shuffling")
     deepspeed: str | None = opt(None, help="DeepSpeed config (JSON/YAML) for ZeRO; needs the deepspeed package")
     num_workers: int = opt(1, help="background threads preparing the next batch (0: inline)")
-
-REPORT_TO = ("tensorboard", "trackio", "wandb", "mlflow")   # the trackers `report_to` names (TRACKERS below, one class each)
-
-@dataclass
-class OutputSettings:
-    "Checkpoints, logs and the exported model."
+    # checkpoints, logs and the exported model
     save_every: int = opt(500, help="checkpoint every N steps (and at the end / stop_at); 0: only at the end")
     keep_checkpoints: int = opt(2, help="checkpoints kept (oldest removed)")
     resume: bool = opt(True, help="continue from the latest checkpoint in output_dir if there is one")
@@ -91,37 +91,26 @@ class OutputSettings:
                                "(MLFLOW_TRACKING_URI, else <output_dir>/mlruns)")
     run_name: str | None = opt(None, help="the run's name in the trackers; None: from the output folder (<run>/<stage> in a reasonembed run)")
 
-# %% ../nbs/08_training.ipynb #d03cec51
-@dataclass
-class TrainInputs:
-    "What is trained on what: the data, the embedder, the loss and batching configs, the run folder."
-    data: list[str] | str = opt([], help="training data: JSONL file(s) or folder(s) (ours or the released layout), or a hub dataset "
-                                         "id in the released layout (hanhainebula/reason-embed-data)")
-    domains: list[str] = opt([], help="train on these domains only (default: every domain in the data)")
-    output_dir: str | None = opt(None, help="run folder (checkpoints, logs, model); None: outputs/train-<timestamp>")
-    embedder: EmbedderConfig = opt(help="the model trained: start point, pooling, lengths (512 in the paper), dtype "
-                                        "(bfloat16: bf16 autocast), lora, gradient_checkpointing, device",
-                                   default_factory=lambda: EmbedderConfig(model="minilm"))
-    loss: LossConfig = opt(help="mode (ri | basic), temperature, kappa, ri_start_step, eps", default_factory=LossConfig)
-    batching: BatchConfig = opt(help="batch_size, group_size, domain_sizes, drop_last", default_factory=BatchConfig)
+    def __post_init__(self): _check_train_config(self)
 
-@dataclass
-class TrainConfig(OutputSettings, ParallelSettings, OptimSettings, TrainInputs):   # keys: the last base's first
-    "A training run (Redapter): data, the embedder, loss and batching configs, optimiser, checkpoints and logging."
-    def __post_init__(self):
-        if isinstance(self.data, (str, os.PathLike)): self.data = [str(self.data)]
-        checks = [(self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
-                  (0 <= self.warmup_ratio <= 1, f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}"),
-                  (self.max_grad_norm >= 0, "max_grad_norm must be >= 0"), (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-                  (self.max_steps >= 0, "max_steps must be >= 0"), (self.grad_cache_chunk >= 0, "grad_cache_chunk must be >= 0"),
-                  (self.grad_cache_tokens is None or self.grad_cache_tokens >= 1, "grad_cache_tokens must be >= 1 (or null: off)"),
-                  (self.save_every >= 0, "save_every must be >= 0"), (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
-                  (len(self.adam_betas) == 2, "adam_betas needs two numbers"), (self.num_workers >= 0, "num_workers must be >= 0"),
-                  (self.stop_at is None or self.stop_at >= 1, "stop_at must be >= 1")]
-        if isinstance(self.report_to, str): self.report_to = [self.report_to]
-        checks += [(t in REPORT_TO, f"report_to: unknown tracker {t!r} (one of {', '.join(REPORT_TO)})") for t in self.report_to]
-        for ok, msg in checks:
-            if not ok: raise ConfigError(f"TrainConfig: {msg}")
+
+# %% ../nbs/08_training.ipynb #992e87c1
+def _check_train_config(cfg: TrainConfig) -> None:
+    "`TrainConfig.__post_init__`: a path given as `data` becomes a list, `report_to` a list; a value out of range is a `ConfigError`."
+    if isinstance(cfg.data, (str, os.PathLike)): cfg.data = [str(cfg.data)]
+    checks = [(cfg.lr is None or cfg.lr > 0, f"lr must be > 0, got {cfg.lr}"),
+              (0 <= cfg.warmup_ratio <= 1, f"warmup_ratio must be in [0, 1], got {cfg.warmup_ratio}"),
+              (cfg.max_grad_norm >= 0, "max_grad_norm must be >= 0"), (cfg.epochs >= 1, f"epochs must be >= 1, got {cfg.epochs}"),
+              (cfg.max_steps >= 0, "max_steps must be >= 0"), (cfg.grad_cache_chunk >= 0, "grad_cache_chunk must be >= 0"),
+              (cfg.grad_cache_tokens is None or cfg.grad_cache_tokens >= 1, "grad_cache_tokens must be >= 1 (or null: off)"),
+              (cfg.save_every >= 0, "save_every must be >= 0"), (cfg.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
+              (len(cfg.adam_betas) == 2, "adam_betas needs two numbers"), (cfg.num_workers >= 0, "num_workers must be >= 0"),
+              (cfg.stop_at is None or cfg.stop_at >= 1, "stop_at must be >= 1")]
+    if isinstance(cfg.report_to, str): cfg.report_to = [cfg.report_to]
+    checks += [(t in REPORT_TO, f"report_to: unknown tracker {t!r} (one of {', '.join(REPORT_TO)})") for t in cfg.report_to]
+    for ok, msg in checks:
+        if not ok: raise ConfigError(f"TrainConfig: {msg}")
+
 
 # %% ../nbs/08_training.ipynb #a27d6ec8
 def resolve_for_backbone(cfg: TrainConfig, is_decoder: bool) -> TrainConfig:
@@ -168,215 +157,6 @@ def make_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], cfg: Trai
     no_decay = [p for n, p in named_params if p.ndim < 2]
     groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps)
-
-# %% ../nbs/08_training.ipynb #a061a007
-def expand_nodelist(nodelist: str) -> list[str]:
-    "The hosts of a SLURM node list, as `scontrol show hostnames` prints them: `gpu[01-02,07],login` -> gpu01 gpu02 gpu07 login."
-    import re
-    parts, depth, cur = [], 0, ""
-    for ch in nodelist.strip():
-        depth += (ch == "[") - (ch == "]")
-        if depth < 0: break
-        if ch == "," and depth == 0: parts.append(cur); cur = ""
-        else: cur += ch
-    if depth != 0 or not nodelist.strip(): raise ConfigError(f"SLURM node list {nodelist!r}: unbalanced brackets or empty")
-    hosts = []
-    for part in parts + [cur]:
-        m = re.match(r"([^\[\]]*)\[([^\[\]]+)\](.*)$", part)
-        if m is None:
-            if not part or "]" in part: raise ConfigError(f"SLURM node list {nodelist!r}: cannot read {part!r}")
-            hosts.append(part); continue
-        pre, ranges, rest = m.groups()
-        tails = expand_nodelist(rest) if rest else [""]
-        for r in ranges.split(","):
-            a, _, b = r.partition("-")
-            if not a.isdigit() or not (b or a).isdigit() or int(b or a) < int(a):
-                raise ConfigError(f"SLURM node list {nodelist!r}: cannot read the range {r!r}")
-            hosts += [f"{pre}{k:0{len(a)}d}{t}" for k in range(int(a), int(b or a) + 1) for t in tails]
-    return hosts
-
-_SLURM_SPECIAL_STEPS = 0xFFFFFFF0   # step ids from here up: the batch script, the extern step, ... (not an srun step)
-
-# %% ../nbs/08_training.ipynb #ba184fde
-def slurm_env(env=None) -> dict[str, str]:
-    """torch.distributed's variables for a process that SLURM's `srun` started without torchrun: RANK = SLURM_PROCID,
-    WORLD_SIZE = the step's tasks (SLURM_STEP_NUM_TASKS, else SLURM_NTASKS), LOCAL_RANK = SLURM_LOCALID, MASTER_ADDR (kept
-    if set, else the step's first node), MASTER_PORT (kept if set, else 29500 + SLURM_JOB_ID mod 1000: the same on every
-    task). Empty under torchrun (WORLD_SIZE set), outside an srun step (a batch script has no SLURM_STEP_ID of its own),
-    and for a single task."""
-    env = os.environ if env is None else env
-    step = env.get("SLURM_STEP_ID")
-    if "WORLD_SIZE" in env or "SLURM_PROCID" not in env or step is None or (step.isdigit() and int(step) >= _SLURM_SPECIAL_STEPS):
-        return {}
-    def num(key, default=None) -> int:
-        v = env.get(key, default)
-        if v is None or not str(v).strip().isdigit(): raise ConfigError(f"SLURM: {key}={v!r} is not a number")
-        return int(v)
-    tasks = "SLURM_STEP_NUM_TASKS" if "SLURM_STEP_NUM_TASKS" in env else "SLURM_NTASKS"
-    world = num(tasks, "1")
-    if world <= 1: return {}
-    rank, local = num("SLURM_PROCID"), num("SLURM_LOCALID", "0")
-    if rank >= world: raise ConfigError(f"SLURM: SLURM_PROCID {rank} is not below {tasks} {world}")
-    nodes = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
-    addr = env.get("MASTER_ADDR") or (expand_nodelist(nodes)[0] if nodes else "")
-    if not addr: raise ConfigError("SLURM: no MASTER_ADDR and no SLURM_NODELIST to take the first node from; export MASTER_ADDR")
-    port = env.get("MASTER_PORT") or str(29500 + num("SLURM_JOB_ID", "0") % 1000)
-    return {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(local), "MASTER_ADDR": addr, "MASTER_PORT": port}
-
-# %% ../nbs/08_training.ipynb #3c8e303c
-def init_distributed(device: str = "auto") -> tuple[int, int, str]:
-    """`(rank, world_size, device)` of this process, from torchrun's environment (one node or several), else from SLURM's
-    when `srun` started the processes (`slurm_env`, written into the environment for DeepSpeed too); initialises the
-    process group (nccl on GPU, else gloo)."""
-    slurm = slurm_env()
-    if slurm:
-        os.environ.update(slurm)
-        if slurm["RANK"] == "0": log.info(f"SLURM step of {slurm['WORLD_SIZE']} tasks; rendezvous at {slurm['MASTER_ADDR']}:{slurm['MASTER_PORT']}")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1: return 0, 1, device
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or str(device).startswith("cuda")
-    if use_cuda:
-        local %= torch.cuda.device_count()        # a task that sees only its own GPU (srun --gpus-per-task 1) uses cuda:0
-        torch.cuda.set_device(local); device = f"cuda:{local}"
-    else: device = "cpu"
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
-
-# %% ../nbs/08_training.ipynb #6ad19449
-def allreduce_gradients(params: list[torch.nn.Parameter], world_size: int, bucket_numel: int = 2 ** 25) -> None:
-    "Average `.grad` of `params` over ranks (missing grads count as zero), in flat buckets."
-    if world_size <= 1: return
-    for p in params:
-        if p.grad is None: p.grad = torch.zeros_like(p)
-    by_dtype: dict[Any, list[torch.Tensor]] = defaultdict(list)
-    for p in params: by_dtype[(p.grad.dtype, p.grad.device)].append(p.grad)
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-    for grads in by_dtype.values():
-        bucket, n = [], 0
-        for k, g in enumerate(grads):
-            bucket.append(g); n += g.numel()
-            if n >= bucket_numel or k == len(grads) - 1:
-                flat = _flatten_dense_tensors(bucket)
-                dist.all_reduce(flat); flat.div_(world_size)
-                for g_, f in zip(bucket, _unflatten_dense_tensors(flat, bucket)): g_.copy_(f)
-                bucket, n = [], 0
-
-# %% ../nbs/08_training.ipynb #86d18157
-def broadcast_parameters(params: list[torch.nn.Parameter], src: int = 0) -> None:
-    "Copy rank `src`'s values of `params` to every rank."
-    with torch.no_grad():
-        for p in params: dist.broadcast(p.data, src)
-
-# %% ../nbs/08_training.ipynb #596f5235
-def torchrun_args(nproc_per_node: int = 1, nnodes: int = 1, node_rank: int = 0, master_addr: str = "", master_port: int = 29500,
-                  rdzv_endpoint: str = "", rdzv_id: str = "reasonembed") -> list[str]:
-    """`python -m torch.distributed.run ...` (torchrun) for this node, the program to run still to be appended: one node
-    (`--standalone`), or node `node_rank` of `nnodes` meeting at `rdzv_endpoint` (c10d; ranks assigned) or at
-    `master_addr:master_port` (static)."""
-    if nproc_per_node < 1 or nnodes < 1: raise ConfigError(f"nproc_per_node {nproc_per_node}, nnodes {nnodes}: both must be >= 1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}"]
-    if rdzv_endpoint:
-        if ":" not in rdzv_endpoint: raise ConfigError(f"rdzv_endpoint {rdzv_endpoint!r}: expected host:port")
-        return cmd + [f"--nnodes={nnodes}", "--rdzv_backend=c10d", f"--rdzv_endpoint={rdzv_endpoint}", f"--rdzv_id={rdzv_id}"]
-    if master_addr:
-        if not 0 <= node_rank < nnodes: raise ConfigError(f"node_rank {node_rank}: expected 0 to {nnodes - 1} (nnodes {nnodes})")
-        return cmd + [f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--master_addr={master_addr}", f"--master_port={master_port}"]
-    if nnodes > 1: raise ConfigError(f"nnodes {nnodes}: the nodes need a meeting point: rdzv_endpoint (host:port) or master_addr "
-                                     f"(node 0's address, with master_port and each node's node_rank)")
-    return cmd + ["--standalone"]
-
-# %% ../nbs/08_training.ipynb #1da7d4f6
-def rng_state() -> dict:
-    "Python, numpy, torch CPU and CUDA RNG states, as tensors and plain values: loadable with `torch.load(weights_only=True)`."
-    npst = np.random.get_state(legacy=False)               # numpy's key as a tensor: an ndarray needs weights_only=False
-    st = {"python": random.getstate(), "torch": torch.get_rng_state(),
-          "numpy": {"key": torch.from_numpy(npst["state"]["key"].astype(np.int64)), "pos": int(npst["state"]["pos"]),
-                    "has_gauss": int(npst["has_gauss"]), "gauss": float(npst["gauss"])}}
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-def set_rng_state(st: dict) -> None:
-    n = st["numpy"]
-    random.setstate(st["python"]); torch.set_rng_state(st["torch"])
-    np.random.set_state({"bit_generator": "MT19937", "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
-                         "has_gauss": n["has_gauss"], "gauss": n["gauss"]})
-    if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["cuda"])
-
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    "The parameters that require grad, by name (detached CPU copies)."
-    return {n: p.detach().to("cpu").clone() for n, p in model.named_parameters() if p.requires_grad}
-
-def load_trainable_state(model: torch.nn.Module, sd: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
-    "Load `trainable_state` output back; every trainable parameter must be there, with its shape."
-    params = dict(model.named_parameters())
-    want = {n for n, p in params.items() if p.requires_grad}
-    missing, extra = sorted(want - set(sd)), sorted(set(sd) - set(params))
-    if missing or extra:
-        raise ConfigError(f"{where}: trainable parameters do not match the model (missing {missing[:3]}, unexpected {extra[:3]}); "
-                          f"was it written by a run with another model or LoRA setting?")
-    with torch.no_grad():
-        for n, t in sd.items():
-            if params[n].shape != t.shape: raise ConfigError(f"{where}: parameter {n}: shape {tuple(t.shape)} != model {tuple(params[n].shape)}")
-            params[n].copy_(t)
-
-def data_fingerprint(samples: list[TrainSample]) -> str:
-    "md5 of the sample ids in order (what the sampler position refers to)."
-    import hashlib
-    return hashlib.md5("\n".join(s.id for s in samples).encode()).hexdigest()
-
-def checkpoints(output_dir) -> list[Path]:
-    "Finished checkpoints of a run, oldest first."
-    root = Path(output_dir) / "checkpoints"
-    if not root.exists(): return []
-    cps = [p for p in root.glob("step-*") if (p / "state.json").exists() and not p.name.endswith(".tmp")]
-    return sorted(cps, key=lambda p: int(p.name.split("-")[1]))
-
-# %% ../nbs/08_training.ipynb #63d39069
-def save_checkpoint(output_dir, step: int, model: torch.nn.Module, optimizer, scheduler, state: dict,
-                    rank: int = 0, world_size: int = 1, keep: int = 2, engine=None) -> Path:
-    """Write `checkpoints/step-<step>/` atomically: rank 0 the trainable weights and the optimiser + scheduler (under
-    DeepSpeed: the engine's own checkpoint, written by every rank), each rank its RNG."""
-    root = Path(output_dir) / "checkpoints"
-    final, tmpd = root / f"step-{step}", root / f"step-{step}.tmp"
-    if rank == 0:
-        shutil.rmtree(tmpd, ignore_errors=True); tmpd.mkdir(parents=True)
-    if world_size > 1: dist.barrier()
-    torch.save(rng_state(), tmpd / f"rng-rank{rank}.pt")
-    if engine is not None: engine.save_checkpoint(str(tmpd / "deepspeed"), tag="state", exclude_frozen_parameters=True)
-    if rank == 0:
-        from safetensors.torch import save_file
-        save_file({n: t.contiguous() for n, t in trainable_state(model).items()}, str(tmpd / "trainable.safetensors"))
-        if engine is None: torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmpd / "optimizer.pt")
-    if world_size > 1: dist.barrier()
-    if rank == 0:
-        (tmpd / "state.json").write_text(json.dumps({**state, "step": step, "world_size": world_size}, indent=2))
-        shutil.rmtree(final, ignore_errors=True); tmpd.rename(final)
-        for old in checkpoints(output_dir)[:-keep]: shutil.rmtree(old, ignore_errors=True)
-    if world_size > 1: dist.barrier()
-    return final
-
-# %% ../nbs/08_training.ipynb #d5068962
-def load_checkpoint(path, model: torch.nn.Module, optimizer, scheduler, rank: int = 0, engine=None) -> dict:
-    "Restore weights, optimiser, scheduler (or the DeepSpeed engine) and this rank's RNG from `path`; returns its state.json."
-    from safetensors.torch import load_file
-    path = Path(path)
-    state = json.loads((path / "state.json").read_text())
-    if engine is not None:
-        if not (path / "deepspeed").is_dir():
-            raise ConfigError(f"{path}: written without DeepSpeed, now run with it; resume with the same setting or use a new output_dir")
-        engine.load_checkpoint(str(path / "deepspeed"), tag="state", load_module_strict=False)
-    else:
-        if not (path / "optimizer.pt").exists():
-            raise ConfigError(f"{path}: written by a DeepSpeed run; resume it with the same deepspeed config or use a new output_dir")
-        load_trainable_state(model, load_file(str(path / "trainable.safetensors")), where=str(path))
-        opt_sd = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)   # tensors and plain values only
-        optimizer.load_state_dict(opt_sd["optimizer"]); scheduler.load_state_dict(opt_sd["scheduler"])
-    rng_file = path / f"rng-rank{rank}.pt"
-    if not rng_file.exists(): raise ConfigError(f"{path}: no RNG state for rank {rank} (saved with world size {state.get('world_size')})")
-    set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=True))
-    return state
 
 # %% ../nbs/08_training.ipynb #f421773f
 def tokenize_batch(emb, batch: TrainBatch, need_reason: bool) -> dict:
@@ -483,125 +263,6 @@ def _clean(v):
     if isinstance(v, float) and not math.isfinite(v): return None
     return v
 
-# %% ../nbs/08_training.ipynb #89bb8eae
-class Tracker:
-    "An experiment tracker a run reports to (rank 0): `log(step, metrics)` after every step, `close()` at the end."
-    name: str = ""     # its `report_to` entry
-    module: str = ""   # the library it needs (imported through `require_extra`)
-    def __init__(self, out: Path, run_name: str, config: dict, start_step: int = 0):
-        "`out`: the run folder; `config`: the resolved config (nested); `start_step`: the step a resumed run continues from."
-        self.out, self.run_name, self.config, self.start_step = Path(out), run_name, config, start_step
-        require_extra(self.module, self.name, f"report_to: [{self.name}]")
-    def log(self, step: int, metrics: dict[str, float]) -> None: raise NotImplementedError
-    def close(self) -> None: pass
-
-TRACKERS: dict[str, type[Tracker]] = {}
-
-def register_tracker(cls: type[Tracker]) -> type[Tracker]:
-    "Class decorator: `cls` answers to `report_to: [cls.name]`."
-    TRACKERS[cls.name] = cls
-    return cls
-
-def flat_config(d: dict, prefix: str = "") -> dict[str, bool | int | float | str]:
-    "A nested config as flat dotted keys with scalar values (lists, None and the like as text): hyperparameters every tracker takes."
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v: out.update(flat_config(v, f"{prefix}{k}."))
-        else: out[f"{prefix}{k}"] = v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
-    return out
-
-_TRACKED = ("loss", "ri_min", "ri_max", "ri_mean", "ri_median", "ri_fixed", "lr", "grad_norm", "tokens_per_s", "peak_memory_gb")
-
-def tracker_metrics(row: dict) -> dict[str, float]:
-    "What trackers get of a training-log row: `train/<key>` for each tracked value that is a finite number."
-    return {f"train/{k}": float(row[k]) for k in _TRACKED
-            if isinstance(row.get(k), (int, float)) and not isinstance(row[k], bool) and math.isfinite(row[k])}
-
-# %% ../nbs/08_training.ipynb #73fc3337
-@register_tracker
-class TensorBoardTracker(Tracker):
-    "TensorBoard event files in `<output_dir>/tensorboard` (torch's `SummaryWriter`): a scalar per metric and step, the config as hparams and text."
-    name, module = "tensorboard", "tensorboard"
-    def __init__(self, out, run_name, config, start_step=0):
-        super().__init__(out, run_name, config, start_step)
-        from torch.utils.tensorboard import SummaryWriter
-        from torch.utils.tensorboard.summary import hparams
-        # a resumed run drops the events an interrupted one wrote after its checkpoint, as the JSONL log does
-        self.writer = SummaryWriter(log_dir=str(self.out / "tensorboard"), purge_step=start_step + 1 if start_step else None)
-        for s in hparams(flat_config(config), {}): self.writer.file_writer.add_summary(s)
-        self.writer.add_text("config", f"run **{run_name}**\n\n```yaml\n{yaml.safe_dump(config, sort_keys=False)}```")
-    def log(self, step, metrics):
-        for k, v in metrics.items(): self.writer.add_scalar(k, v, step)
-    def close(self): self.writer.close()
-
-# %% ../nbs/08_training.ipynb #acbea0c6
-@register_tracker
-class TrackioTracker(Tracker):
-    "trackio, local by default (a SQLite file in trackio's folder, `trackio show` opens it); project `$TRACKIO_PROJECT` or 'reasonembed'."
-    name, module = "trackio", "trackio"
-    def __init__(self, out, run_name, config, start_step=0):
-        super().__init__(out, run_name, config, start_step)
-        import trackio
-        self.run = trackio.init(project=os.environ.get("TRACKIO_PROJECT", "reasonembed"), name=run_name, config=flat_config(config),
-                                resume="allow" if start_step else "never")
-    def log(self, step, metrics): self.run.log(metrics, step=step)
-    def close(self): self.run.finish()
-
-@register_tracker
-class WandbTracker(Tracker):
-    "Weights & Biases: project `$WANDB_PROJECT` or 'reasonembed', files under the run folder; `WANDB_MODE=offline` runs without an account."
-    name, module = "wandb", "wandb"
-    def __init__(self, out, run_name, config, start_step=0):
-        super().__init__(out, run_name, config, start_step)
-        import wandb
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "reasonembed"), name=run_name, config=config, dir=str(self.out))
-    def log(self, step, metrics): self.run.log(metrics, step=step)
-    def close(self): self.run.finish()
-
-# %% ../nbs/08_training.ipynb #f31a7fa3
-@register_tracker
-class MlflowTracker(Tracker):
-    "MLflow: `$MLFLOW_TRACKING_URI`, else a file store in `<output_dir>/mlruns`; experiment `$MLFLOW_EXPERIMENT_NAME` or 'reasonembed'."
-    name, module = "mlflow", "mlflow"
-    def __init__(self, out, run_name, config, start_step=0):
-        super().__init__(out, run_name, config, start_step)
-        from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (self.out / "mlruns").resolve().as_uri()
-        if uri.startswith("file:"): os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")   # MLflow 3 refuses it unless asked
-        self.client = MlflowClient(tracking_uri=uri)
-        exp_name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "reasonembed")
-        exp = self.client.get_experiment_by_name(exp_name)
-        self.run_id = self.client.create_run(exp.experiment_id if exp else self.client.create_experiment(exp_name), run_name=run_name).info.run_id
-        params = [Param(k, str(v)[:500]) for k, v in flat_config(config).items()]
-        for i in range(0, len(params), 100): self.client.log_batch(self.run_id, params=params[i:i + 100])   # MLflow's batch limit
-    def log(self, step, metrics):
-        from mlflow.entities import Metric
-        ms = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, v, ms, step) for k, v in metrics.items()])
-    def close(self): self.client.set_terminated(self.run_id)
-
-# %% ../nbs/08_training.ipynb #6301e4bf
-def default_run_name(out) -> str:
-    "A run's name from its folder: `<run>/<stage>` (in a `reasonembed run`: profile and timestamp, then the stage), `<run>/<stage>/seed-<s>` per seed."
-    parts = Path(out).resolve().parts
-    return "/".join(parts[-3:] if parts[-1].startswith("seed-") else parts[-2:])
-
-def check_trackers(cfg: TrainConfig) -> None:
-    "Every rank, before training: each `report_to` tracker's library is there (else the error names its install command)."
-    for t in cfg.report_to: require_extra(TRACKERS[t].module, t, f"report_to: [{t}]")
-
-def open_trackers(cfg: TrainConfig, out: Path, rank: int, start_step: int = 0) -> list[Tracker]:
-    "The trackers of `cfg.report_to` on rank 0 (none on the others), named `cfg.run_name` (or `default_run_name`), the resolved config as hyperparameters."
-    if rank != 0 or not cfg.report_to: return []
-    name, config, opened = cfg.run_name or default_run_name(out), to_dict(cfg), []
-    try:
-        for t in cfg.report_to: opened.append(TRACKERS[t](out, name, config, start_step))
-    except BaseException:
-        for t in opened: t.close()
-        raise
-    return opened
-
 # %% ../nbs/08_training.ipynb #fada5632
 def _output_dir(cfg: TrainConfig, rank: int, world_size: int) -> Path:
     "The run folder (the config's, else a new `outputs/train-<timestamp>`; one for all ranks), with its config and environment."
@@ -663,8 +324,8 @@ def _training_data(cfg: TrainConfig, samples: list[TrainSample] | None):
     if samples is None: samples, where = load_train_samples(cfg.data, cfg.domains or None)
     else: where = [f"<samples>[{i}] (id {s.id!r})" for i, s in enumerate(samples)]
     sizes = resolve_domain_sizes(samples, where, cfg.batching)
-    samples, where, _ = usable_samples(samples, sizes, cfg.loss.mode, where)
-    n_same = sum(not has_reasoning(s.query, s.reasoning_query) for s in samples) if cfg.loss.mode == "ri" else 0
+    samples, where, _ = usable_samples(samples, sizes, cfg.loss.needs_reasoning_query, where)
+    n_same = sum(not has_reasoning(s.query, s.reasoning_query) for s in samples) if cfg.loss.needs_reasoning_query else 0
     if n_same: log.info(f"{n_same} of {len(samples)} rows have no reasoning of their own (q′ = q): their RI is 1, without a second forward")
     return samples, where, sizes
 
@@ -721,7 +382,7 @@ def _batch_maker(cfg: TrainConfig, emb, samples: list[TrainSample], sizes: dict,
         if ep not in plans: plans.clear(); plans[ep] = plan_epoch(samples, sizes, ep, cfg.seed, world, cfg.batching.drop_last)
         gb = make_batch(samples, plans[ep][k], cfg.seed)
         lb = gb.shard(rank, world)
-        return gb, lb, tokenize_batch(emb, lb, cfg.loss.mode == "ri")
+        return gb, lb, tokenize_batch(emb, lb, cfg.loss.needs_reasoning_query)
     return prepare
 
 # %% ../nbs/08_training.ipynb #96f691e8
@@ -730,7 +391,7 @@ def _finish(cfg: TrainConfig, emb, samples: list[TrainSample], out: Path, step: 
     if rank == 0:
         log_path = out / "train_log.jsonl"
         if cfg.plot and read_log(log_path):
-            plot_training_log(log_path, out / "training_curves.png", cfg.loss.ri_start_step if cfg.loss.mode == "ri" else None)
+            plot_training_log(log_path, out / "training_curves.png", cfg.loss.ri_start_step if cfg.loss.needs_reasoning_query else None)
         if step >= total and cfg.save_model: _export(cfg, emb, samples, out)
         (out / "train_state.json").write_text(json.dumps({"step": step, "total_steps": total, "finished": step >= total}, indent=2))
     if world > 1: dist.barrier()
@@ -854,6 +515,52 @@ def train(config: TrainConfig | dict | str | Path, samples: list[TrainSample] | 
         record.close(); batches.close()                        # trackers closed; the background thread stops with the loop
     _finish(cfg, emb, samples, out, step, total, rank, world)
     return out
+
+# %% ../nbs/08_training.ipynb #3717b4d5
+def _train_once(cfg: TrainConfig, config_file: Path, nodes: Nodes | None) -> Path:
+    "One run: `train` here, or torchrun on this node (the other nodes' commands printed); its folder."
+    if nodes is None or not nodes.several: return train(cfg)
+    cmd, others = node_commands(nodes, ["-m", "reasonembed.cli", "train", "--config", str(config_file)])
+    print(" ".join(cmd))
+    if others: print("on the other nodes (same checkout, environment and folders):")
+    for k, c in others.items(): print(f"  [node {k}] " + " ".join(c))
+    proc = subprocess.run(cmd, cwd=str(config_file.parent))
+    if proc.returncode: raise RuntimeError(f"torchrun exited with code {proc.returncode}; see the output above")
+    return Path(cfg.output_dir)
+
+def launch(cfg: TrainConfig, nodes: Nodes | None = None, seeds: list[int] | None = None) -> dict[int | None, Path]:
+    "Train as `cfg` says, once (`{None: folder}`) or once per seed in `seed-<s>/` (`{seed: folder}`, `seeds.json`); see above."
+    if not cfg.output_dir: raise ConfigError("launch: output_dir is not set (the run folder every rank and seed writes under)")
+    root, runs = Path(cfg.output_dir), {}
+    write = lambda c: Path(c.output_dir, "train_config.yaml").write_text(yaml.safe_dump(to_dict(c), sort_keys=False))
+    root.mkdir(parents=True, exist_ok=True); write(cfg)                  # every setting (a seed's: in its folder)
+    for s in (seeds or [None]):
+        c = cfg if s is None else dataclasses.replace(cfg, seed=int(s), output_dir=str(root / f"seed-{s}"))
+        out = Path(c.output_dir)
+        state = out / "train_state.json"
+        if s is not None and state.exists() and json.loads(state.read_text()).get("finished"):
+            print(f"seed {s}: finished before"); runs[s] = out; continue
+        if s is not None: out.mkdir(parents=True, exist_ok=True); write(c); print(f"seed {s}:")
+        seed_everything(c.seed)
+        runs[s] = _train_once(c, out / "train_config.yaml", nodes)
+    if seeds: (root / "seeds.json").write_text(json.dumps({"seeds": list(seeds), "models": {str(s): str(d / "model") for s, d in runs.items()}}, indent=2))
+    return runs
+
+# %% ../nbs/08_training.ipynb #5d5d6756
+def train_summary(cfg: TrainConfig, runs: dict[int | None, Path], n_samples: int) -> dict:
+    "`train_summary.json` in `cfg.output_dir` (mode, model, steps, final loss, model folders) and the first run's `training_curves.png` there."
+    root, first = Path(cfg.output_dir), next(iter(runs.values()))
+    plot_training_log(first / "train_log.jsonl", root / "training_curves.png",
+                      ri_start_step=cfg.loss.ri_start_step if cfg.loss.needs_reasoning_query else None)
+    last = read_log(first / "train_log.jsonl")[-1]
+    summary = {"mode": cfg.loss.mode, "model": cfg.embedder.model, "steps": last["step"], "samples": n_samples, "final_loss": last["loss"],
+               "model_dir": str(first / "model"), "config": str(root / "train_config.yaml")}
+    if None not in runs:
+        summary["seeds"] = {str(s): {"model_dir": str(d / "model"), "final_loss": read_log(d / "train_log.jsonl")[-1]["loss"]} for s, d in runs.items()}
+    (root / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    missing = [str(d / "model") for d in runs.values() if not (d / "model").exists()]
+    if missing or last["step"] < 1: raise DataError(f"{root}: the training did not finish: no model in {missing}" if missing else f"{root}: no step trained")
+    return summary
 
 # %% ../nbs/08_training.ipynb #b5ec0b1b
 def train_cli(

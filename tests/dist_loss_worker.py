@@ -16,6 +16,7 @@ from reasonembed.loss import (GradCache, LossConfig, contrastive_loss, gather_wi
                               slice_inputs)
 
 TOL = 1e-5
+RI = {k: getattr(LossConfig(), k) for k in ("kappa", "eps", "ri_start_step")}   # the loss settings the checks leave at their defaults
 
 
 def close(a, b, what, tol=TOL):
@@ -55,7 +56,7 @@ def check_embedding_level(rank, world):
     Q, QR, P = embeddings(world, n_local, G)
     qs, ps = slice(rank * n_local, (rank + 1) * n_local), slice(rank * n_local * G, (rank + 1) * n_local * G)
     for kw in [dict(mode="ri", step=200), dict(mode="ri", step=0), dict(mode="basic", step=200)]:
-        kw = dict(kw, temperature=0.05, kappa=3.0, ri_start_step=100)
+        kw = dict(kw, temperature=0.05, kappa=3.0, ri_start_step=100, eps=RI["eps"])
         q_ref, p_ref = Q.clone().requires_grad_(), P.clone().requires_grad_()
         loss_ref, st_ref = ri_info_nce(q_ref, QR, p_ref, group_size=G, distributed=False, **kw)
         loss_ref.backward()
@@ -79,11 +80,11 @@ def check_uneven(rank, world):
     off = sum(sizes[:rank])
     qs, ps = slice(off, off + sizes[rank]), slice(off * G, (off + sizes[rank]) * G)
     q_ref, p_ref = Q.clone().requires_grad_(), P.clone().requires_grad_()
-    loss_ref, _ = ri_info_nce(q_ref, QR, p_ref, step=200, temperature=0.05, distributed=False)
+    loss_ref, _ = ri_info_nce(q_ref, QR, p_ref, step=200, temperature=0.05, distributed=False, **RI)
     loss_ref.backward()
     q, p = Q[qs].clone().requires_grad_(), P[ps].clone().requires_grad_()
     pos = (off + torch.arange(sizes[rank])) * G
-    loss, _ = ri_info_nce(q, QR[qs], gather_with_grad(p), pos_idx=pos, step=200, temperature=0.05)
+    loss, _ = ri_info_nce(q, QR[qs], gather_with_grad(p), pos_idx=pos, step=200, temperature=0.05, **RI)
     loss.backward()
     close(loss.item(), loss_ref.item(), "uneven loss")
     close(q.grad, q_ref.grad[qs], "uneven query gradient")
@@ -99,7 +100,7 @@ def check_ddp_model(rank, world):
     ref = TinyEncoder()
     cfg = LossConfig(mode="ri", temperature=0.05, ri_start_step=0)
     loss_ref, _ = ri_info_nce(ref(**qi), ref(**ri).detach(), ref(**pi), group_size=G, temperature=cfg.temperature, step=1,
-                              ri_start_step=0, distributed=False)  # single process on the concatenated batch
+                              ri_start_step=0, distributed=False, kappa=cfg.kappa, eps=cfg.eps)  # single process on the concatenated batch
     loss_ref.backward()
     g_ref = {k: v.grad.clone() for k, v in ref.named_parameters()}
 

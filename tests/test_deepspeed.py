@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from train_worker import training_set   # tests/train_worker.py: the data and model these tests share
-from reasonembed.training import checkpoints, read_log
+from reasonembed.distributed import checkpoints
+from reasonembed.training import read_log
 
 pytest.importorskip("deepspeed")
 ROOT = pathlib.Path(__file__).resolve().parents[1]

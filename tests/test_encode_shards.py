@@ -23,7 +23,7 @@ def _ok(r):
 def test_two_shards_then_eval_encodes_nothing(tmp_path):
     fx = write_bright_fixture(tmp_path / "bright")
     cfg = tmp_path / "eval.yaml"                 # one file for the encode jobs and the evaluation
-    cfg.write_text(f"model: minilm\nbright_dir: {fx}\ntasks: [biology, leetcode]\nquery_max_len: 64\npassage_max_len: 128\n"
+    cfg.write_text(f"model: minilm\ndata_dir: {fx}\ntasks: [biology, leetcode]\nquery_max_len: 64\npassage_max_len: 128\n"
                    f"cache_dir: {tmp_path / 'shared'}\ncache_shard_size: 3\nshow_progress: false\n")
 
     r0 = _ok(_reasonembed("encode", "--config", str(cfg), "--shard", "0/2", cwd=tmp_path))

@@ -38,7 +38,7 @@ def test_evaluation_backend_is_an_embedder_override(tmp_path):
     from reasonembed.evaluation import EvalConfig, evaluate
     fx = write_bright_fixture(tmp_path / "bright")
     with _standin():
-        res = evaluate(EvalConfig(model="minilm", bright_dir=str(fx), tasks=["biology"], output_dir=str(tmp_path / "out"),
+        res = evaluate(EvalConfig(model="minilm", data_dir=str(fx), tasks=["biology"], output_dir=str(tmp_path / "out"),
                                   cache_dir=str(tmp_path / "cache"), show_progress=False,
                                   embedder={"backend": "vllm", "vllm_options": {"max_num_seqs": 8}}))
     assert [(c.model, c.backend, c.vllm_options, c.passage_max_len) for c in _StandIn.made] == [("minilm", "vllm", {"max_num_seqs": 8}, 8192)]

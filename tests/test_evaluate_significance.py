@@ -15,7 +15,7 @@ from reasonembed.testing import write_bright_fixture
 
 def _profile(tmp_path, **params) -> dict:
     fx = write_bright_fixture(tmp_path / "bright")
-    ev = {"models": "minilm", "labels": "base", "heldout_dir": "", "bright_dir": str(fx), "bright_tasks": "biology,leetcode",
+    ev = {"models": "minilm", "labels": "base", "heldout_dir": "", "benchmarks": {"bright": {"data_dir": str(fx), "tasks": "biology,leetcode"}},
           "bm25": True, "st_check": False, "evaluation": {"query_max_len": 64, "passage_max_len": 64, "cache_dir": str(tmp_path / "emb")},
           **params}
     return {"name": "significance", "stages": {"evaluate": {"notebook": "22_evaluate", "params": ev},

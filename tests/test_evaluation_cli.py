@@ -30,7 +30,7 @@ def _reasonembed(*args, cwd):
 def test_eval_cli_bm25_jsonl(tmp_path):
     root = _fixture(tmp_path / "bright")
     out = tmp_path / "out"
-    r = _reasonembed("--model", "bm25", "--bright-dir", str(root), "--set", f"output_dir={out}", "show_progress=false", cwd=tmp_path)
+    r = _reasonembed("--model", "bm25", "--data-dir", str(root), "--set", f"output_dir={out}", "show_progress=false", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "| **ours: bm25** |" in r.stdout
     res = json.loads((out / "results.json").read_text())
@@ -46,14 +46,16 @@ def test_eval_cli_bm25_jsonl(tmp_path):
 
 
 def test_eval_cli_errors(tmp_path):
-    r = _reasonembed("--bright-dir", str(tmp_path / "missing"), "--tasks", "biology", "--set", f"output_dir={tmp_path / 'o'}", cwd=tmp_path)
+    r = _reasonembed("--data-dir", str(tmp_path / "missing"), "--tasks", "biology", "--set", f"output_dir={tmp_path / 'o'}", cwd=tmp_path)
     assert r.returncode == 2 and "no such directory" in r.stderr
     r = _reasonembed("--set", "setting=medium", cwd=tmp_path)
     assert r.returncode == 2 and "key 'setting': expected one of ['short', 'long'], got 'medium'" in r.stderr
     r = _reasonembed("--benchmark", "medium", cwd=tmp_path)
     assert r.returncode == 2 and "invalid choice" in r.stderr
-    r = _reasonembed("--model", "bm25", "--top-k", "100", "--no-progress", cwd=tmp_path)          # flags of old: the new form
-    assert r.returncode == 2 and "--top-k 100 is gone: write --set top_k=100; --no-progress is gone: write --set show_progress=false" in r.stderr
+    r = _reasonembed("--model", "bm25", "--top-k", "100", "--no-progress", cwd=tmp_path)          # flags of old: refused, named
+    assert r.returncode == 2 and "unrecognized arguments: --top-k 100 --no-progress" in r.stderr
+    r = _reasonembed("--model", "bm25", "--bright-dir", str(tmp_path), cwd=tmp_path)             # the per-benchmark folder of old
+    assert r.returncode == 2 and "unrecognized arguments: --bright-dir" in r.stderr
 
 
 def test_eval_cli_from_hub_endpoint(tmp_path):
@@ -99,13 +101,13 @@ def test_eval_cli_minilm_long_documents_and_missing_gold(tmp_path):
     ex[0]["gold_ids"] = ["d3", "gone"]
     write_jsonl(root / "examples" / "earth_science.jsonl", ex)
     out = tmp_path / "out"
-    r = _reasonembed("--model", "minilm", "--bright-dir", str(root), "--set", f"output_dir={out}", f"cache_dir={tmp_path / 'emb'}",
+    r = _reasonembed("--model", "minilm", "--data-dir", str(root), "--set", f"output_dir={out}", f"cache_dir={tmp_path / 'emb'}",
                      "show_progress=false", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "exceeds the 512 positions" in r.stderr and "1 gold id(s) are not in the corpus" in r.stderr
     task = json.loads((out / "tasks" / "earth_science.json").read_text())
     assert task["missing_gold"] == 1 and task["key"]["max_len"] == [8192, 8192]
-    r = _reasonembed("--model", "bm25", "--bright-dir", str(root), "--set", f"output_dir={tmp_path / 'o2'}", "strict_gold=true",
+    r = _reasonembed("--model", "bm25", "--data-dir", str(root), "--set", f"output_dir={tmp_path / 'o2'}", "strict_gold=true",
                      cwd=tmp_path)
     assert r.returncode == 2 and "gold id(s) not in the corpus: ['gone']" in r.stderr
 
@@ -114,7 +116,7 @@ def test_eval_cli_compares_several_models(tmp_path):
     "`--model a,b --baseline b`: each model into its folder, then the scores table with its marks and the p-values table."
     root = _fixture(tmp_path / "bright")
     out = tmp_path / "cmp"
-    r = _reasonembed("--model", "bm25,minilm", "--baseline", "minilm", "--bright-dir", str(root), "--set", f"output_dir={out}",
+    r = _reasonembed("--model", "bm25,minilm", "--baseline", "minilm", "--data-dir", str(root), "--set", f"output_dir={out}",
                      f"cache_dir={tmp_path / 'emb'}", "query_max_len=64", "passage_max_len=64", "show_progress=false", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| model | Earth | Avg |" in r.stdout and "| vs minilm | Earth | Avg |" in r.stdout, r.stdout

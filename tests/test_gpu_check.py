@@ -125,7 +125,7 @@ def test_a_budget_too_small_still_writes_the_report(tmp_path):
 
 
 def test_pipeline_part_config_is_a_valid_run():
-    from reasonembed.pipeline import parse_run_config
+    from reasonembed.profiles import parse_run_config
     rc = parse_run_config(gc.pipeline_config("/models/qwen3-random"), source="gpu_check.pipeline_config")
     assert [s.name for s in rc.stages] == ["train_ri", "evaluate", "report"]
     assert rc.stages[0].params["train"]["embedder"]["lora"]["r"] == 32

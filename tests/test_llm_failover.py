@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reasonembed.llm import OpenAILLM, ResponseCache, SamplingParams, cache_key, request_seed
+from reasonembed.llm import ResponseCache, SamplingParams, cache_key, request_seed
+from reasonembed.llm_backends import OpenAILLM
 
 SERVER = r'''
 import hashlib, http.server, json, os, sys, threading, time

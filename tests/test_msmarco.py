@@ -11,7 +11,8 @@ import yaml
 from reasonembed.benchmarks import BRIGHT_HUB_ID, BRIGHT_REVISION
 from reasonembed.hub import LocalHub
 from reasonembed.msmarco import MSMARCO_DATA, MSMARCO_INSTRUCTION, MSMARCO_REVISION, demo_msmarco
-from reasonembed.pipeline import load_run_config, run_pipeline
+from reasonembed.pipeline import run_pipeline
+from reasonembed.profiles import load_run_config
 from reasonembed.testing import make_tiny_decoder, write_bright_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def test_msmarco_then_train_ms_then_the_start_model_checked(hub):
         "msmarco": {"notebook": "20b_msmarco", "params": {"msmarco": {"source": MSMARCO_DATA, "rows": 6}}},
         "train_ms": {"notebook": "21_train", "params": {"data": "@msmarco/train.jsonl", "intensity_samples": 0, "train": train}},
         "evaluate": {"notebook": "22_evaluate", "params": {
-            "heldout_dir": "", "bright_dir": "hub", "bright_tasks": "biology", "r2med_dir": "", "st_check": False,
+            "heldout_dir": "", "benchmarks": {"bright": {"data_dir": "hub", "tasks": "biology"}}, "st_check": False,
             "evaluation": {"batch_size": 8}, "models": "@train_ms/model", "labels": "Qwen3-4B-ms (start)",
             "expected": {"models": {"Qwen3-4B-ms (start)": {"paper_table2": {"source": "Table 2", "scores": {"Avg": 19.4}}}}}}},
         "report": {"notebook": "23_report", "params": {"title": "ms start"}}}

@@ -70,7 +70,7 @@ def run(request, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(models.Embedder, "encode", _recorded(texts))
         for name, (task, setting) in TASKS.items():
-            ours[name] = evaluate(EvalConfig(model=str(model), bright_dir=str(root), tasks=[task], setting=setting,
+            ours[name] = evaluate(EvalConfig(model=str(model), data_dir=str(root), tasks=[task], setting=setting,
                                              corpus_dtype="float32", cache_dir=str(d / "cache"), output_dir=str(d / "ours" / name),
                                              embedder=EMBEDDER, show_progress=False))
     mteb_texts = [json.loads(l) for l in record.read_text().splitlines()]

@@ -1,5 +1,5 @@
 """Training across nodes, on this CPU (gloo, 127.0.0.1): 2 "nodes" x 1 process (two torchrun launches with
-`--nnodes 2 --node_rank 0/1`, built by `reasonembed.training.torchrun_args`, a static rendezvous) and 2 processes started
+`--nnodes 2 --node_rank 0/1`, built by `reasonembed.distributed.torchrun_args`, a static rendezvous) and 2 processes started
 the way SLURM's `srun` starts them (no torchrun: only SLURM_* variables, read by `init_distributed`) take the same steps
 as 1 node x 2 processes: the same per-step losses, RI statistics, gradient norms and learning rates, each step over the
 global batch of 4 queries (so the ranks really trained together), and the same final weights.
@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from train_worker import training_set   # tests/train_worker.py: the data and model these tests share
-from reasonembed.training import checkpoints, read_log, torchrun_args
+from reasonembed.distributed import checkpoints, torchrun_args
+from reasonembed.training import read_log
 
 WORKER = pathlib.Path(__file__).resolve().parent / "train_worker.py"
 _LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")

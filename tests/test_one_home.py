@@ -90,3 +90,115 @@ def test_the_loss_functions_take_the_temperature_by_name_and_without_default():
         assert "tau" not in p and p["temperature"].kind is inspect.Parameter.KEYWORD_ONLY
         assert p["temperature"].default is inspect.Parameter.empty, fn.__name__
     assert "BACKBONE_DEFAULTS" not in loss_mod.LossConfig.__dataclass_fields__["temperature"].metadata["help"]
+
+
+def test_needs_reasoning_query_and_the_ri_settings_live_in_the_loss_config():
+    """Whether a loss needs q′ is asked of `LossConfig.needs_reasoning_query` (no `mode == "ri"` in the package or the
+    notebooks); κ, ε and `ri_start_step` have their defaults in `LossConfig` only: the functions below it take them by
+    name without defaults (as the temperature), and the sentence-transformers losses leave them at None (LossConfig's)."""
+    import ast, inspect, json, re
+    from pathlib import Path
+    root = Path(loss_mod.__file__).parent
+    ri_test = re.compile(r"""mode\W{0,4}\s*[!=]=\s*['"]ri['"]|['"]ri['"]\s*[!=]=\s*\S*mode\b""")
+    sources = {f: f.read_text() for f in sorted(root.glob("*.py"))}
+    for nb in sorted((root.parent / "nbs").glob("*.ipynb")):
+        sources[nb] = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+    found = [f"{f.name}:{s[:m.start()].count(chr(10)) + 1}" for f, s in sources.items() for m in ri_test.finditer(s)]
+    assert not found, f"`mode == 'ri'` outside LossConfig (use loss.needs_reasoning_query): {found}"
+    assert loss_mod.LossConfig(mode="ri").needs_reasoning_query and not loss_mod.LossConfig(mode="basic").needs_reasoning_query
+
+    settings = {"kappa", "eps", "ri_start_step"}
+    with_default = []
+    for f in sorted(root.glob("*.py")):
+        text = f.read_text()
+        names = settings if "LossConfig" in text else settings - {"eps"}     # `eps` is an RI setting where the loss config is
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)): continue
+            a = node.args
+            pos = a.posonlyargs + a.args
+            pairs = list(zip(pos[len(pos) - len(a.defaults):], a.defaults)) + list(zip(a.kwonlyargs, a.kw_defaults))
+            with_default += [f"{f.name}:{node.lineno} {arg.arg}={ast.unparse(d)}" for arg, d in pairs
+                             if arg.arg in names and d is not None and not (isinstance(d, ast.Constant) and d.value is None)]
+    assert not with_default, f"RI settings with a default outside LossConfig: {with_default}"
+    for fn in (loss_mod.reasoning_intensity, loss_mod.ri_weights, loss_mod.ri_info_nce):
+        p = inspect.signature(fn).parameters
+        for k in settings & set(p):
+            assert p[k].kind is inspect.Parameter.KEYWORD_ONLY and p[k].default is inspect.Parameter.empty, (fn.__name__, k)
+    assert {f.name: f.default for f in dataclasses.fields(loss_mod.LossConfig) if f.name in settings} == \
+        {"kappa": 5.0, "eps": 1e-6, "ri_start_step": 100}                # the authors' training script
+
+
+def test_no_module_over_600_lines():
+    "Modules of one job: no module of the package over 600 lines (`_modidx.py` is nbdev's generated index)."
+    import pathlib
+    pkg = pathlib.Path(__file__).resolve().parents[1] / "reasonembed"
+    long = {str(f.relative_to(pkg)): n for f in sorted(pkg.rglob("*.py"))
+            if f.name != "_modidx.py" and (n := len(f.read_text().splitlines())) > 600}
+    assert not long, f"modules over 600 lines (split each at a real seam, into its own notebook): {long}"
+
+
+def test_q_prime_has_one_home_shared_by_remixer_and_prepare(tmp_path):
+    "prepare imports no synthesis; ReMixer's stage 4 and prepare hold one ReasonerConfig, reason with one call, compose q' with one function."
+    import ast
+    import inspect
+    import reasonembed.prepare as prep_mod
+    import reasonembed.prompts as prompts_mod
+    import reasonembed.remixer as remixer_mod
+    tree = ast.parse(inspect.getsource(prep_mod))
+    mods = ({n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names})
+    assert not [m for m in mods if m and m.rsplit(".", 1)[-1] == "synthesis"], mods
+    assert prep_mod.reasoning_query is remixer_mod.reasoning_query is prompts_mod.reasoning_query
+    assert prep_mod.reason_queries is remixer_mod.reason_queries
+    assert prep_mod.PrepareConfig(source="x", task="t").reasoner == RemixerConfig().reasoner     # one config, one set of defaults
+    calls = []
+
+    def spy(name):
+        def composer(*a, **kw):
+            calls.append(name)
+            return prompts_mod.reasoning_query(*a, **kw)
+        return composer
+    (tmp_path / "synth").mkdir()
+    remixer_cfg = load_config(RemixerConfig, sets=["n_sources=3", "search_k=8", "keep_k=6", "domain=biology", "strict_parsing=false"])
+    prep_cfg = prep_mod.demo_config(tmp_path / "set", 6, reasoning_field=None, n_negatives=0, heldout_fraction=0.25)
+    with mock.patch.object(remixer_mod, "reasoning_query", spy("remixer")), mock.patch.object(prep_mod, "reasoning_query", spy("prepare")):
+        _, rows = _scripted_remixer_run(tmp_path / "synth", remixer_cfg)
+        stats = prep_mod.prepare(prep_cfg, tmp_path / "prep", llm=FunctionLLM(lambda m, p, j: "An expert thinks.", show_progress=False))
+    assert rows and all(r.reasoning_query == r.query + "\n\nThe expert thinks about mitosis." for r in rows)
+    assert stats["q_prime"]["llm"] == stats["rows"] > 0
+    assert (calls.count("remixer"), calls.count("prepare")) == (len(rows), stats["rows"])
+
+
+def test_benchmark_names_are_spelled_only_in_the_registry():
+    """No `"bright"` / `"r2med"` string literal (either quote style, f-strings included) in the package outside
+    `benchmarks.py`, the registry (`BENCHMARKS`, `LAYOUTS`): every other module looks a benchmark up by name."""
+    import io, tokenize
+    from pathlib import Path
+    import reasonembed
+    from reasonembed.benchmarks import BENCHMARKS, LAYOUTS
+    names = {"bright", "r2med"}
+    assert names <= set(BENCHMARKS) and names <= set(LAYOUTS)
+    found = []
+    for f in sorted(Path(reasonembed.__file__).parent.glob("*.py")):
+        if f.name in ("benchmarks.py", "_modidx.py"): continue
+        for tok in tokenize.generate_tokens(io.StringIO(f.read_text(encoding="utf-8")).readline):
+            if tok.type == tokenize.STRING:
+                body = tok.string.lstrip("rbfuRBFU")
+                q = 3 if body[:3] in ('"""', "'''") else 1
+                if body[q:-q] in names: found.append(f"{f.name}:{tok.start[0]}: {tok.string}")
+    assert not found, "benchmark names spelled outside reasonembed/benchmarks.py:\n" + "\n".join(found)
+
+
+def test_run_notebooks_are_thin():
+    "A run notebook (papermill target, 20-23) is its parameters, a few library calls and the displays: at most 40 code lines."
+    import json
+    import pathlib
+    nbs = pathlib.Path(__file__).resolve().parents[1] / "nbs"
+    lines = {}
+    for nb in sorted(nbs.glob("2[0-9]*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        body = [c for c in cells if "parameters" not in c.get("metadata", {}).get("tags", [])]   # the parameters cell is the interface
+        lines[nb.stem] = sum(1 for c in body for l in "".join(c["source"]).splitlines() if l.strip() and not l.strip().startswith("#"))
+    assert {"21_train", "22_evaluate"} <= set(lines)
+    not_yet = {"20_synthesize", "23_report"}       # issue 29: still to be thinned; the list may only shrink
+    assert {k for k, n in lines.items() if n > 40} <= not_yet, lines

@@ -11,7 +11,7 @@ import yaml
 
 from reasonembed.benchmarks import BRIGHT_HUB_ID, BRIGHT_REVISION, R2MED_REVISIONS
 from reasonembed.hub import LocalHub
-from reasonembed.models import PROBE_TEXT, saved_ids
+from reasonembed.backbones import PROBE_TEXT, saved_ids
 from reasonembed.preflight import llama3_style_tokenizer, preflight, preflight_cli, preflight_table
 from reasonembed.testing import make_tiny_decoder
 
@@ -91,7 +91,7 @@ def test_rebuilt_llama_fails_without_the_load_time_fix(folders):
 
 def test_flags_passed_rebuild_and_the_loader_restores(folders):
     "transformers 5 rebuilds the post-processor when the flags reach the class (FlagEmbedding passes add_eos_token=True)."
-    from reasonembed.models import ids_difference, load_tokenizer
+    from reasonembed.backbones import ids_difference, load_tokenizer
     d = folders["llama3"]
     raw = load_tokenizer(d, fix=False, add_eos_token=True)
     want = saved_ids(d)

@@ -10,7 +10,8 @@ import yaml
 
 from reasonembed.cli import main
 from reasonembed.data import write_jsonl
-from reasonembed.pipeline import load_run_config, resume_run, run_pipeline, run_summary
+from reasonembed.pipeline import resume_run, run_pipeline, run_summary
+from reasonembed.profiles import load_run_config
 from reasonembed.prepare import demo_labelled_set
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from test_llm_failover import _Server                     # noqa: E402  (the shared stdlib server process)
 
-from reasonembed.llm import OpenAILLM, SamplingParams     # noqa: E402
+from reasonembed.llm import SamplingParams     # noqa: E402
+from reasonembed.llm_backends import OpenAILLM     # noqa: E402
 
 KEY_A, KEY_B = f"sk-test-{uuid.uuid4().hex}", f"sk-openai-{uuid.uuid4().hex}"
 
@@ -161,7 +162,7 @@ def test_an_unreachable_server_is_one_line_naming_it(tmp_path):
 
 def test_vllm_missing_names_its_install_command(tmp_path):
     hide = "sys.modules['vllm'] = None; import os; os.environ.pop('REASONEMBED_VLLM_PYTHON', None)"
-    r = _cli(["eval", "--model", "minilm", "--bright-dir", "theoremqa-mini", "--set", "embedder.backend=vllm",
+    r = _cli(["eval", "--model", "minilm", "--data-dir", "theoremqa-mini", "--set", "embedder.backend=vllm",
               f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'eval'}"], tmp_path, pre=hide)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
     (line,) = _error_lines(r.stderr, "eval")

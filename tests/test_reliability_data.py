@@ -87,7 +87,7 @@ def _bright(root: Path, gold2: str = "d1", task: str = "t") -> Path:
 
 def test_eval_rerun_after_an_input_edit_gets_the_new_numbers(tmp_path, logged):
     root, out = _bright(tmp_path / "bench"), tmp_path / "out"
-    args = ["eval", "--model", "bm25", "--bright-dir", root, "--set", f"output_dir={out}", "show_progress=false"]
+    args = ["eval", "--model", "bm25", "--data-dir", root, "--set", f"output_dir={out}", "show_progress=false"]
     rc, first, err = _run(*args)
     assert rc == 0, err
     assert "| **ours: bm25** | 100.0 | 100.0 |" in first
@@ -102,7 +102,7 @@ def test_eval_rerun_after_an_input_edit_gets_the_new_numbers(tmp_path, logged):
 
 def test_corpus_cache_encodes_an_edited_corpus_again(tmp_path, logged):
     root = _bright(tmp_path / "bench")
-    cfg = EvalConfig(model="hash", bright_dir=str(root), cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "o1"),
+    cfg = EvalConfig(model="hash", data_dir=str(root), cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "o1"),
                      show_progress=False)
     emb = HashEmbedder()
     r1 = evaluate(cfg, embedder=emb)
@@ -124,12 +124,12 @@ def test_a_task_without_a_scorable_query_is_left_out_and_marked(tmp_path):
     write_jsonl(root / "documents" / "nogold.jsonl", _rows(root / "documents" / "good.jsonl"))
     write_jsonl(root / "examples" / "nogold.jsonl", [{"id": "q1", "query": "how do cells divide?", "gold_ids": [], "excluded_ids": []}])
     out = tmp_path / "out"
-    rc, table, err = _run("eval", "--model", "bm25", "--bright-dir", root, "--set", f"output_dir={out}", "show_progress=false")
+    rc, table, err = _run("eval", "--model", "bm25", "--data-dir", root, "--set", f"output_dir={out}", "show_progress=false")
     assert rc == 0, err
     res = json.loads((out / "results.json").read_text())
     assert res["left_out"] == ["nogold"] and res["average"][HEADLINE] == 1.0      # not (1.0 + 0.0) / 2
     assert "| **ours: bm25** | 100.0 | 100.0 | no gold† |" in table and "| 0.0 |" not in table, table
-    rc, _, err = _run("eval", "--model", "bm25", "--bright-dir", root, "--set", f"output_dir={tmp_path / 'o2'}", "strict_gold=true")
+    rc, _, err = _run("eval", "--model", "bm25", "--data-dir", root, "--set", f"output_dir={tmp_path / 'o2'}", "strict_gold=true")
     assert rc == 2 and f"{root}/examples/nogold.jsonl (task nogold): no scorable query" in err, err
 
 
@@ -138,7 +138,7 @@ def test_an_empty_query_or_document_file_is_an_error_naming_it(tmp_path, which):
     root = _bright(tmp_path / "bench")
     (root / which / "t.jsonl").write_text("\n")
     want = f"{root}/{which}/t.jsonl: no {'queries' if which == 'examples' else 'documents'} (the file is empty)"
-    rc, _, err = _run("eval", "--model", "bm25", "--bright-dir", root, "--set", f"output_dir={tmp_path / 'o'}")
+    rc, _, err = _run("eval", "--model", "bm25", "--data-dir", root, "--set", f"output_dir={tmp_path / 'o'}")
     assert rc == 2 and want in err, err
     rc, _, err = _run("prepare", "--source", root, "--task", "t", "--out", tmp_path / "p", "--set", "n_negatives=0")
     assert rc == 2 and want in err, err
@@ -148,7 +148,7 @@ def test_an_empty_r2med_query_file_is_an_error_naming_it(tmp_path):
     from reasonembed.testing import write_r2med_fixture
     root = write_r2med_fixture(tmp_path / "r2med")
     (root / "Biology" / "query.jsonl").write_text("")
-    rc, _, err = _run("eval", "--model", "bm25", "--benchmark", "r2med", "--r2med-dir", root, "--set", f"output_dir={tmp_path / 'o'}")
+    rc, _, err = _run("eval", "--model", "bm25", "--benchmark", "r2med", "--data-dir", root, "--set", f"output_dir={tmp_path / 'o'}")
     assert rc == 2 and f"{root}/Biology/query.jsonl: no queries (the file is empty)" in err, err
 
 
@@ -171,7 +171,7 @@ def test_eval_and_prepare_refuse_the_same_document_mistake_alike(demo_set, tmp_p
     _set_line(docs, 2, json.dumps(new))
     want = f"{docs}:2: " + msg.format(id=new["id"], docs=docs)
     rc_p, _, err_p = _run("prepare", "--source", src, "--task", "pydoc", "--out", tmp_path / "p", "--set", "n_negatives=0")
-    rc_e, _, err_e = _run("eval", "--model", "bm25", "--bright-dir", src, "--set", f"output_dir={tmp_path / 'e'}")
+    rc_e, _, err_e = _run("eval", "--model", "bm25", "--data-dir", src, "--set", f"output_dir={tmp_path / 'e'}")
     assert (rc_p, rc_e) == (2, 2), (err_p, err_e)
     assert want in err_p and want in err_e, (want, err_p, err_e)
     assert err_p.split("error: ", 1)[1] == err_e.split("error: ", 1)[1]      # one reader: the very same message
@@ -182,7 +182,7 @@ def test_eval_drops_empty_documents_when_asked_and_counts_them(demo_set, tmp_pat
     docs = src / "documents" / "pydoc.jsonl"
     rows = _rows(docs)
     _set_line(docs, 2, json.dumps({**rows[1], "content": ""}))
-    rc, _, err = _run("eval", "--model", "bm25", "--bright-dir", src, "--set", f"output_dir={tmp_path / 'e'}",
+    rc, _, err = _run("eval", "--model", "bm25", "--data-dir", src, "--set", f"output_dir={tmp_path / 'e'}",
                       "empty_documents=drop", "show_progress=false")
     assert rc == 0, err
     assert json.loads((tmp_path / "e" / "results.json").read_text())["tasks"]["pydoc"]["n_docs"] == len(rows) - 1
@@ -199,7 +199,7 @@ def test_non_utf8_input_names_file_line_and_byte_offset(demo_set, tmp_path):
     want = f"{ex}:2: not UTF-8 text: byte 0xe9 at byte offset {len(first) + 1 + 25} of the file"
     rc, _, err = _run("prepare", "--source", src, "--task", "pydoc", "--out", tmp_path / "p", "--set", "n_negatives=0")
     assert rc == 2 and want in err, err
-    rc, _, err = _run("eval", "--model", "bm25", "--bright-dir", src, "--set", f"output_dir={tmp_path / 'e'}")
+    rc, _, err = _run("eval", "--model", "bm25", "--data-dir", src, "--set", f"output_dir={tmp_path / 'e'}")
     assert rc == 2 and want in err, err
     train = tmp_path / "train.jsonl"
     train.write_bytes(b'{"id": "a", "domain": "d", "instruction": "i", "query": "q\xff", "pos": ["p"]}\n')
@@ -214,7 +214,7 @@ def test_a_row_that_is_a_bare_number_names_file_and_line(demo_set, tmp_path):
     want = f"{docs}:3: expected a JSON object, got int"
     rc, _, err = _run("prepare", "--source", src, "--task", "pydoc", "--out", tmp_path / "p", "--set", "n_negatives=0")
     assert rc == 2 and want in err, err
-    rc, _, err = _run("eval", "--model", "bm25", "--bright-dir", src, "--set", f"output_dir={tmp_path / 'e'}")
+    rc, _, err = _run("eval", "--model", "bm25", "--data-dir", src, "--set", f"output_dir={tmp_path / 'e'}")
     assert rc == 2 and want in err, err
     train = tmp_path / "train.jsonl"
     train.write_text('{"id": "a", "domain": "d", "instruction": "i", "query": "q", "pos": ["p"]}\n7\n')
@@ -227,7 +227,7 @@ def test_out_naming_an_existing_file_is_one_clear_error(demo_set, tmp_path):
     f.write_text("not a folder")
     rc, _, err = _run("prepare", "--source", demo_set, "--task", "pydoc", "--out", f, "--set", "n_negatives=0")
     assert rc == 2 and err.strip() == f"reasonembed prepare: error: --out {f}: it is a file, not a folder: give a folder (a new one, or one written before)", err
-    rc, _, err = _run("eval", "--model", "bm25", "--bright-dir", demo_set, "--set", f"output_dir={f}")
+    rc, _, err = _run("eval", "--model", "bm25", "--data-dir", demo_set, "--set", f"output_dir={f}")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and f"output_dir {f}: it is a file" in err, err
-    rc, _, err = _run("eval", "--model", "bm25,bm25x", "--bright-dir", demo_set, "--set", f"output_dir={f / 'sub'}")
+    rc, _, err = _run("eval", "--model", "bm25,bm25x", "--data-dir", demo_set, "--set", f"output_dir={f / 'sub'}")
     assert rc == 2 and f"output_dir {f}/sub: {f} is a file" in err, err

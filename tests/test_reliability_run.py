@@ -12,7 +12,8 @@ import yaml
 
 from reasonembed.cli import main
 from reasonembed.core import UserError
-from reasonembed.pipeline import StageError, execute_stages, parse_run_config, resume_run, run_pipeline
+from reasonembed.pipeline import StageError, execute_stages, resume_run, run_pipeline
+from reasonembed.profiles import parse_run_config
 from reasonembed.testing import write_bright_fixture
 
 # a tiny profile with known line numbers (the tests name them)

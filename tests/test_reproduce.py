@@ -8,7 +8,8 @@ import yaml
 
 from reasonembed.config import from_dict
 from reasonembed.evaluation import EvalConfig, evaluate, write_trec_run
-from reasonembed.pipeline import load_run_config, run_pipeline
+from reasonembed.pipeline import run_pipeline
+from reasonembed.profiles import load_run_config
 from reasonembed.reproduce import (ExpectedConfig, check_expected, compare_cli, compare_runs, expected_from_results,
                                    read_runs)
 from reasonembed.benchmarks import BRIGHT_TASKS, REFERENCE_BRIGHT
@@ -18,7 +19,7 @@ ASSET = ROOT / "tests" / "assets" / "authors-runs"
 
 
 def _bm25(out, **kw):
-    return evaluate(from_dict(EvalConfig, {"model": "bm25", "bright_dir": "theoremqa-mini", "show_progress": False,
+    return evaluate(from_dict(EvalConfig, {"model": "bm25", "data_dir": "theoremqa-mini", "show_progress": False,
                                            "output_dir": str(out), **kw}))
 
 
@@ -42,7 +43,7 @@ def test_evaluate_stage_writes_reproduction_and_the_report_leads_with_it(tmp_pat
     cfg = tmp_path / "stage.yaml"
     cfg.write_text(yaml.safe_dump({"name": "repro", "stages": {
         "evaluate": {"notebook": "22_evaluate", "params": {
-            "models": "bm25", "labels": "BM25", "heldout_dir": "", "bright_dir": "theoremqa-mini", "bm25": False,
+            "models": "bm25", "labels": "BM25", "heldout_dir": "", "benchmarks": {"bright": "theoremqa-mini"}, "bm25": False,
             "st_check": False, "evaluation": {"bm25_k1": 3.0},
             "expected": {"models": {"BM25": {"pinned": pinned}}},
             "reference_runs": {"BM25": str(tmp_path / "pinned" / "runs")}}},
@@ -68,7 +69,7 @@ def test_compare_two_runs_of_the_same_model(tmp_path):
     _bm25(tmp_path / "a"); _bm25(tmp_path / "b")
     with contextlib.redirect_stdout(io.StringIO()) as out:
         cmp = compare_cli(str(tmp_path / "a" / "runs"), str(tmp_path / "b" / "runs"),
-                          set=["benchmark={benchmark: bright, bright_dir: theoremqa-mini}", f"output_dir={tmp_path}/cmp"])
+                          set=["benchmark={benchmark: bright, data_dir: theoremqa-mini}", f"output_dir={tmp_path}/cmp"])
     c = cmp["theoremqa_mini"]
     assert (c["overlap@10"], c["overlap@100"], c["tau"], c["difference"], c["p"]) == (1.0, 1.0, 1.0, 0.0, 1.0)
     assert c["judged"] == 376 and c["most_different"] == []

@@ -63,7 +63,7 @@ def _run(tmp: Path, name: str, stages: dict) -> Path:
     return run_pipeline(cfg, output_root=str(tmp / "outputs"), progress=False)
 
 
-EVAL = {"heldout_dir": "", "bright_dir": "hub", "bright_tasks": "biology,leetcode", "r2med_dir": "hub", "r2med_tasks": "Biology",
+EVAL = {"heldout_dir": "", "benchmarks": {"bright": {"data_dir": "hub", "tasks": "biology,leetcode"}, "r2med": {"data_dir": "hub", "tasks": "Biology"}},
         "evaluation": {"batch_size": 8}, "st_check": False}
 
 
@@ -114,13 +114,13 @@ def test_route1_profile_names_the_released_models_and_the_authors_settings():
     from reasonembed.benchmarks import REFERENCE_BRIGHT, REFERENCE_R2MED
     from reasonembed.config import from_dict
     from reasonembed.evaluation import EvalConfig, max_lengths
-    from reasonembed.pipeline import load_run_config
+    from reasonembed.profiles import load_run_config
     root = Path(__file__).resolve().parents[1]
     ev = {s.name: s.params for s in load_run_config(root / "configs" / "released-models.yaml").stages}["evaluate"]
     models, labels = ev["models"].split(","), ev["labels"].split(",")
     assert len(models) == len(labels) == 6 and all(m.startswith("hanhainebula/reason-embed-") for m in models)
     assert all(l in REFERENCE_BRIGHT and l in REFERENCE_R2MED for l in labels)       # each set beside the paper's row
-    assert (ev["bright_dir"], ev["r2med_dir"], ev["bm25"], ev["evaluation"]["top_k"]) == ("hub", "hub", True, 2000)
+    assert (ev["benchmarks"], ev["bm25"], ev["evaluation"]["top_k"]) == ({"bright": "hub", "r2med": "hub"}, True, 2000)
     cfgs = [from_dict(EvalConfig, {**ev["evaluation"], "benchmark": b}) for b in ("bright", "r2med")]
     assert [max_lengths(c) for c in cfgs] == [(8192, 8192), (512, 512)]
     assert ev["evaluation"]["embedder"] == {"dtype": "float16", "pooling": "last", "backend": "vllm"}   # FlagEmbedding: use_fp16

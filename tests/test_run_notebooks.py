@@ -10,7 +10,8 @@ import nbformat
 import pytest
 import yaml
 
-from reasonembed.pipeline import load_run_config, notebook_parameters, run_pipeline, resume_run, stage_ref
+from reasonembed.pipeline import run_pipeline, resume_run, stage_ref
+from reasonembed.profiles import load_run_config, notebook_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_NOTEBOOKS = sorted((ROOT / "nbs").glob("2[0-9]*_*.ipynb"))
@@ -42,7 +43,7 @@ def test_run_notebooks_export_nothing_and_skip_nbdev_test(nb):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda p: p.stem)
 def test_profiles_match_the_notebooks(cfg):
-    from reasonembed.pipeline import check_run_config
+    from reasonembed.profiles import check_run_config
     rc = load_run_config(cfg)          # every parameter and every config block checked against the notebooks
     assert rc.stages[-1].notebook.stem == "23_report"
     check_run_config(rc)               # and what the run will need: @stage references, ranges, labels, model names
@@ -76,7 +77,7 @@ def test_paper_profiles_follow_the_recipe(backbone, start, route):
         assert (r["miner"]["backend"], r["miner"]["vllm_options"]) == ("vllm", {"hf_overrides": {"is_causal": False}})
         assert r["miner"]["dtype"] == "float16" and "annotation_doc_chars" not in r         # fp16 mining; whole documents
     ev = st["evaluate"]
-    assert ev["bright_dir"] == "hub" and ev["r2med_dir"] == "hub" and ev["evaluation"]["embedder"]["backend"] == "vllm"
+    assert ev["benchmarks"] == {"bright": "hub", "r2med": "hub"} and ev["evaluation"]["embedder"]["backend"] == "vllm"
     assert ev["evaluation"]["embedder"]["dtype"] == "float16" and ev["models"].split(",")[0] == start
     assert [max_lengths(from_dict(EvalConfig, {**ev["evaluation"], "benchmark": b})) for b in ("bright", "r2med")] == [(8192, 8192), (512, 512)]
 
@@ -84,7 +85,7 @@ def test_paper_profiles_follow_the_recipe(backbone, start, route):
 def test_paper_profiles_inherit_the_recipe(capsys):
     "Each model profile holds only what differs: its start model (said once), the evaluated models, the title."
     from reasonembed.cli import main
-    from reasonembed.pipeline import read_run_config
+    from reasonembed.profiles import read_run_config
     for backbone, start in PAPER:
         text = "\n".join(l for l in (ROOT / "configs" / f"reasonembed-{backbone}.yaml").read_text().splitlines() if not l.startswith("#"))
         assert "base: paper-recipe.yaml" in text and text.count("temperature") == 0 and text.count(start) == 2
@@ -106,7 +107,7 @@ REDUCED = {
     "name": "reduced-demo",
     "stages": {
         "synthesize": {"notebook": "20_synthesize", "params": {"remixer": {
-            "n_sources": 8, "generation_sampling": {"max_tokens": 32}, "reasoning_sampling": {"max_tokens": 16}, "keep_k": 4},
+            "n_sources": 8, "generation_sampling": {"max_tokens": 32}, "reasoner": {"sampling": {"max_tokens": 16}}, "keep_k": 4},
             "heldout_fraction": 0.25}},
         "train_basic": {"notebook": "21_train", "params": {"train": {**TINY_TRAIN, "loss": {"mode": "basic"}, "max_steps": 1}}},
         "train_ri": {"notebook": "21_train", "params": {"train": {**TINY_TRAIN, "loss": {"mode": "ri", "ri_start_step": 1},
@@ -156,7 +157,7 @@ def reduced_demo(tmp_path) -> dict:
     "configs/demo.yaml (the whole method on theoremqa-mini), reduced: 24 training and 12 held-out questions, short texts, 1-2 steps."
     from reasonembed.config import deep_merge
     from reasonembed.hub import resolve_dataset
-    from reasonembed.pipeline import read_run_config
+    from reasonembed.profiles import read_run_config
     ids = sorted(json.loads(l)["id"] for l in (Path(resolve_dataset("theoremqa-mini")) / "examples" / "theoremqa_mini.jsonl").open())
     (tmp_path / "train_ids.txt").write_text("\n".join(ids[:24])); (tmp_path / "heldout_ids.txt").write_text("\n".join(ids[24:36]))
     tiny = {"embedder": {"query_max_len": 64, "passage_max_len": 64}, "batching": {"batch_size": 4}, "epochs": 1, "save_every": 0}
@@ -164,7 +165,7 @@ def reduced_demo(tmp_path) -> dict:
         "prepare": {"params": {"prepare": {"train_ids": str(tmp_path / "train_ids.txt"), "heldout_ids": str(tmp_path / "heldout_ids.txt"),
                                            "miner": {"query_max_len": 64, "passage_max_len": 64}}}},
         "synthesize": {"params": {"remixer": {"n_sources": 8, "keep_k": 3, "generation_sampling": {"max_tokens": 40},
-                                              "reasoning_sampling": {"max_tokens": 16}}}},
+                                              "reasoner": {"sampling": {"max_tokens": 16}}}}},
         "train_synthetic": {"params": {"train": {**tiny, "max_steps": 1}}},
         "train_basic": {"params": {"train": {**tiny, "max_steps": 2}}},
         "train_ri": {"params": {"train": {**tiny, "max_steps": 2, "loss": {"ri_start_step": 1}}, "intensity_samples": 4}},
@@ -214,8 +215,8 @@ def test_bad_parameters_fail_before_any_work(tmp_path):
     from reasonembed.pipeline import StageError
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"evaluate": {"notebook": "22_evaluate", "params": {
-        "models": "minilm,minilm", "labels": "only-one", "heldout_dir": "", "bright_dir": "hub"}}}}))
-    with pytest.raises(ConfigError, match=r"bad.yaml:8: stage 'evaluate', key 'labels': 1 labels for 2 models"):
+        "models": "minilm,minilm", "labels": "only-one", "heldout_dir": "", "benchmarks": {"bright": "hub"}}}}}))
+    with pytest.raises(ConfigError, match=r"bad.yaml:9: stage 'evaluate', key 'labels': 1 labels for 2 models"):   # benchmarks: 2 lines above it
         run_pipeline(cfg, output_root=str(tmp_path / "outputs"), progress=False)
     cfg.write_text(yaml.safe_dump({"name": "bad", "stages": {"evaluate": {"notebook": "22_evaluate", "params": {
         "models": "minilm", "labels": "", "heldout_dir": ""}}}}))

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from train_worker import training_set   # tests/train_worker.py: the data and model these tests share
-from reasonembed.training import read_log, checkpoints
+from reasonembed.distributed import checkpoints
+from reasonembed.training import read_log
 
 WORKER = pathlib.Path(__file__).resolve().parent / "train_worker.py"
 

@@ -44,7 +44,7 @@ def test_theoremqa_questions_are_not_trivial():
 
 
 def test_the_synthesize_stage_checks_its_triviality_block(tmp_path):
-    from reasonembed.pipeline import config_blocks, load_run_config
+    from reasonembed.profiles import config_blocks, load_run_config
     assert config_blocks(ROOT / "nbs" / "20_synthesize.ipynb")["triviality"] == "reasonembed.triviality.TrivialityConfig"
     cfg = tmp_path / "run.yaml"
     cfg.write_text("name: t\nstages:\n  synthesize:\n    notebook: 20_synthesize\n    params:\n      triviality: {trivial_top: 0.3}\n")

@@ -61,7 +61,7 @@ def test_two_engines_share_the_work_and_equal_the_embedder(vl, hf, monkeypatch):
 
 
 def _eval(embedder, fixture, out: Path, cache: Path, model: str):
-    cfg = EvalConfig(model=model, bright_dir=str(fixture), output_dir=str(out), cache_dir=str(cache), show_progress=False, **LENS)
+    cfg = EvalConfig(model=model, data_dir=str(fixture), output_dir=str(out), cache_dir=str(cache), show_progress=False, **LENS)
     return {t: s["mean"][HEADLINE] for t, s in evaluate(cfg, embedder=embedder)["tasks"].items()}
 
 

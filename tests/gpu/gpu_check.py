@@ -395,7 +395,8 @@ def part_deepspeed(spec: dict, rec: Record):
     from reasonembed.batching import demo_samples
     from reasonembed.data import write_jsonl
     from reasonembed.testing import make_tiny_decoder
-    from reasonembed.training import checkpoints, read_log, torchrun_args
+    from reasonembed.distributed import checkpoints, torchrun_args
+    from reasonembed.training import read_log
     ds, nproc = spec["deepspeed"], spec.get("ds_nproc") or 1
     tmp = Path(spec["work"]) / "deepspeed"; shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     samples = demo_samples(16 * nproc, n_neg=3, domains=("a", "b"), seed=4)
@@ -471,7 +472,8 @@ def part_pipeline(spec: dict, rec: Record):
     import yaml
     sys.path.insert(0, str(HERE))
     from make_random_qwen3 import PRESETS, build_random_qwen3
-    from reasonembed.pipeline import execute_stages, load_run_config
+    from reasonembed.pipeline import execute_stages
+    from reasonembed.profiles import load_run_config
     model = Path(spec["cache"]) / "random-qwen3-0.6b"
     build_random_qwen3(model, **PRESETS["qwen3-0.6b"])
     run = Path(spec["work"]) / "pipeline"; shutil.rmtree(run, ignore_errors=True); run.mkdir(parents=True)

@@ -7,7 +7,8 @@ usage: python tests/llm_assets/gpu_check.py
 import torch
 from tokenizers import Tokenizer, models, trainers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-from reasonembed.llm import TransformersLLM, SamplingParams
+from reasonembed.llm import SamplingParams
+from reasonembed.llm_backends import TransformersLLM
 from reasonembed.testing import run_until_done
 
 if __name__ == "__main__":

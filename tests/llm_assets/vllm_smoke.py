@@ -9,7 +9,8 @@ import copy, dataclasses, json, sys
 
 
 def main(cache_file: str, report: str) -> None:
-    from reasonembed.llm import ResponseCache, SamplingParams, make_llm
+    from reasonembed.llm import ResponseCache, SamplingParams
+    from reasonembed.llm_backends import make_llm
     from reasonembed.testing import run_until_done
     llm = make_llm("vllm", "smollm2", cache_path=cache_file, max_model_len=2048, show_progress=False)
     prompts = [[{"role": "user", "content": q}] for q in ["Name a fruit.", "Say hello to Bob.", "Write a haiku about rain."]]

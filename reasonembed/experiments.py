@@ -151,6 +151,21 @@ def paper_comparisons(results: dict, benchmarks: dict) -> dict:
     return out
 
 # %% ../nbs/03g_experiments.ipynb #66eaaa9a
+def _plot_stage_rows(tables: dict, gone: dict, errors, path) -> "plt.Figure":
+    "Many models (a study): one horizontal bar per model of its benchmark average, in table order, with its interval."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(tables), figsize=(6.5 * len(tables), 0.9 + 0.32 * max(len(t) for t in tables.values())), squeeze=False)
+    for ax, (bench, t) in zip(axes[0], tables.items()):
+        col = "Avg" if len([c for c in t.columns if c not in gone[bench]]) > 2 else next(c for c in t.columns if c not in gone[bench])
+        y = np.arange(len(t))[::-1]
+        errs = [errors(bench, label, [col]) for label in t.index]
+        ax.barh(y, t[col].values, xerr=np.hstack([e if e is not None else np.zeros((2, 1)) for e in errs]), capsize=2, color="tab:blue", alpha=0.8)
+        ax.set_yticks(y); ax.set_yticklabels(t.index, fontsize=8); lo = np.nanmin(t[col].values)
+        ax.set_xlim(max(0, lo - 12), min(100, np.nanmax(t[col].values) + 8))
+        ax.set_title(f"{bench}: nDCG@10, {col} (95% bootstrap intervals)", fontsize=10); ax.set_xlabel("nDCG@10 × 100")
+    fig.tight_layout(); fig.savefig(path, dpi=110)
+    return fig
+
 def plot_stage(ev: dict, path) -> "plt.Figure":
     "The stage's chart: nDCG@10 per task and Avg of every model on every benchmark, with 95% bootstrap intervals; saved to `path`."
     import matplotlib.pyplot as plt
@@ -160,6 +175,9 @@ def plot_stage(ev: dict, path) -> "plt.Figure":
         if not iv: return None
         cells = [iv["average"] if c == "Avg" else iv["tasks"][c] for c in cols]
         return np.clip([[100 * (x["mean"] - x["low"]) for x in cells], [100 * (x["high"] - x["mean"]) for x in cells]], 0, None)
+    seeds = {m for ms in (ev.get("seed_groups") or {}).values() for m in ms}      # a seed group is drawn once: its mean
+    tables = {b: t.drop(index=[l for l in t.index if l in seeds]) for b, t in tables.items()}
+    if max(len(t) for t in tables.values()) > 6: return _plot_stage_rows(tables, gone, errors, path)
     fig, axes = plt.subplots(1, len(tables), figsize=(max(5, 1.2 * max(len(t.columns) for t in tables.values()) + 3) * len(tables) ** 0.5, 3.6), squeeze=False)
     for ax, (bench, t) in zip(axes[0], tables.items()):
         cols, w = [c for c in t.columns if c not in gone[bench]], 0.8 / len(t)      # a task left out has no bar

@@ -12,8 +12,8 @@ from typing import Any, Callable
 import numpy as np
 
 # %% auto #0
-__all__ = ['SimulatedCrash', 'crash_after', 'run_until_done', 'make_tiny_decoder', 'write_bright_fixture', 'write_r2med_fixture',
-           'write_bright_pro_fixture', 'write_fixture', 'HashEmbedder']
+__all__ = ['SimulatedCrash', 'crash_after', 'run_until_done', 'make_tiny_decoder', 'write_parquet_split', 'write_bright_fixture',
+           'write_r2med_fixture', 'write_bright_pro_fixture', 'write_fixture', 'HashEmbedder']
 
 # %% ../nbs/00c_testing.ipynb #ffc3835e
 class SimulatedCrash(RuntimeError):
@@ -72,13 +72,17 @@ def make_tiny_decoder(out_dir, seed: int = 0, hidden_size: int = 64, num_layers:
     return out_dir
 
 # %% ../nbs/00c_testing.ipynb #b1538d39
+def write_parquet_split(root, config: str, task: str, rows: list[dict]) -> Path:
+    "One hub-style parquet file, `<root>/<config>/<task>-00000-of-00001.parquet` (BRIGHT's layout on the hub)."
+    import pyarrow as pa, pyarrow.parquet as pq
+    (Path(root) / config).mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path := Path(root) / config / f"{task}-00000-of-00001.parquet")
+    return path
+
 def write_bright_fixture(root) -> Path:
     "A tiny BRIGHT-layout directory (parquet) with biology, leetcode and a user task 'mytask'."
     root = Path(root)
-    def put(config, task, rows):
-        (root / config).mkdir(parents=True, exist_ok=True)
-        import pyarrow as pa, pyarrow.parquet as pq
-        pq.write_table(pa.Table.from_pylist(rows), root / config / f"{task}-00000-of-00001.parquet")
+    put = lambda config, task, rows: write_parquet_split(root, config, task, rows)
     bio_docs = ["Mitochondria produce ATP through oxidative phosphorylation in the cell.",
                 "Photosynthesis in chloroplasts converts light energy into chemical energy.",
                 "Giraffes have long necks that help them reach leaves high in trees.",
@@ -126,10 +130,7 @@ def write_r2med_fixture(root, task="Biology") -> Path:
 def write_bright_pro_fixture(root) -> Path:
     "A tiny BRIGHT-Pro directory (parquet, BRIGHT layout): biology and robotics, with their aspects."
     root = Path(root)
-    def put(config, task, rows):
-        (root / config).mkdir(parents=True, exist_ok=True)
-        import pyarrow as pa, pyarrow.parquet as pq
-        pq.write_table(pa.Table.from_pylist(rows), root / config / f"{task}-00000-of-00001.parquet")
+    put = lambda config, task, rows: write_parquet_split(root, config, task, rows)
     put("documents", "biology", [{"id": f"p{i}", "content": t} for i, t in enumerate([
         "Mitochondria make ATP by oxidative phosphorylation.", "Leaves hold chlorophyll that absorbs light.",
         "ATP synthase turns a proton gradient into energy for the cell.", "Giraffes browse on tall acacia trees."])])
